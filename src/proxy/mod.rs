@@ -1,0 +1,285 @@
+//! The per-connection state machine and request pipeline: read a head, route it, answer
+//! locally (health probe, errors, mocks) or forward it, then go back for the next head
+//! on the same connection. Pipelined requests are answered in order because a
+//! connection handles one request at a time and leaves unread bytes in its buffer.
+//! This module decides what happens to a request; the bytes on the wire are `http`'s
+//! and the sockets are `io`'s.
+
+mod deadline;
+mod forward;
+pub mod path;
+pub mod respond;
+pub mod rewrite;
+mod tunnel;
+
+use crate::config::{RouteMatch, Settings};
+use crate::http::{parse_request_head, BodyDecoder, BodyKind, RequestHead};
+use crate::io::{Conn, RecvBuf, TcpConn};
+use crate::runtime::core::{ConfigRef, CoreState};
+use respond::{Failure, STATUS_PATH};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What the connection does after a request.
+pub enum Next {
+    KeepAlive,
+    Close,
+    /// The backend switched protocols: the connection becomes a tunnel to it.
+    Tunnel(crate::upstream::Upstream),
+}
+
+/// First allocation of a client receive buffer.
+const CLIENT_BUF_INITIAL: usize = 4096;
+/// Bytes of a request body the gateway reads and throws away to keep a connection open
+/// after answering locally; a longer body closes the connection instead.
+const DISCARD_LIMIT: u64 = 1024 * 1024;
+
+/// A client connection and what the gateway knows of it.
+pub struct Client {
+    pub conn: TcpConn,
+    pub buf: RecvBuf,
+    pub peer: SocketAddr,
+    pub core: Rc<CoreState>,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAddr) {
+    let settings = core
+        .config()
+        .map(|c| c.settings.clone())
+        .unwrap_or_default();
+    let buf_max = settings.limits.max_header_bytes + 4096;
+    let mut client = Client {
+        conn,
+        buf: RecvBuf::new(CLIENT_BUF_INITIAL.min(buf_max), buf_max),
+        peer,
+        core,
+    };
+    loop {
+        let config = client.core.config();
+        let settings = config
+            .as_ref()
+            .map(|c| &c.settings)
+            .unwrap_or(&settings)
+            .clone();
+        let head = match read_head(&mut client, &settings).await {
+            HeadRead::Head(head) => head,
+            HeadRead::Closed => return,
+            HeadRead::Reject(failure) => {
+                send_failure(&mut client, failure, false).await;
+                return;
+            }
+        };
+        match handle(&mut client, &head, config, &settings).await {
+            Next::KeepAlive if !client.core.is_draining() => {}
+            Next::KeepAlive | Next::Close => return,
+            Next::Tunnel(upstream) => return tunnel::run(client, upstream).await,
+        }
+    }
+}
+
+enum HeadRead {
+    Head(RequestHead),
+    Closed,
+    Reject(Failure),
+}
+
+/// Waits for a complete request head. Between requests the wait is bounded by the
+/// keep-alive timeout and ends at a drain; once the first byte is in, the whole head
+/// must arrive within the request-head timeout (slowloris).
+async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !client.buf.is_empty() {
+            match parse_request_head(client.buf.filled(), &settings.limits) {
+                Ok(Some((head, used))) => {
+                    client.buf.consume(used);
+                    return HeadRead::Head(head);
+                }
+                Ok(None) => {}
+                Err(e) => return HeadRead::Reject(Failure::BadRequest(e.status(), e.reason())),
+            }
+            if client.buf.is_full() {
+                return HeadRead::Reject(Failure::BadRequest(431, "Request header too large"));
+            }
+        }
+        let read = if client.buf.is_empty() {
+            client.buf.release_if_empty();
+            let drain = client.core.drain_listener();
+            if client.core.is_draining() {
+                return HeadRead::Closed;
+            }
+            let idle = Instant::now() + settings.timeouts.keep_alive;
+            let recv = deadline::before(idle, client.conn.recv(&mut client.buf));
+            match futures_lite::future::or(recv, async {
+                drain.await;
+                Some(Ok(0))
+            })
+            .await
+            {
+                None => return HeadRead::Closed,
+                Some(r) => r,
+            }
+        } else {
+            let at = *deadline.get_or_insert_with(|| Instant::now() + settings.timeouts.request_head);
+            match deadline::before(at, client.conn.recv(&mut client.buf)).await {
+                None => return HeadRead::Reject(Failure::ClientTimeout),
+                Some(r) => r,
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {
+                if deadline.is_none() {
+                    deadline = Some(Instant::now() + settings.timeouts.request_head);
+                }
+            }
+        }
+    }
+}
+
+/// Handles one request whose head has been read.
+async fn handle(
+    client: &mut Client,
+    head: &RequestHead,
+    config: Option<ConfigRef>,
+    settings: &Settings,
+) -> Next {
+    let keep_alive = head.keep_alive && !client.core.is_draining();
+    if head.path() == STATUS_PATH {
+        let status = if config.is_some() { 200 } else { 503 };
+        return answer(client, head, settings, keep_alive, |ka, out| {
+            respond::simple_response(status, None, b"", false, ka, out)
+        })
+        .await;
+    }
+    let Some(config) = config else {
+        return fail(client, head, settings, Failure::NotReady, keep_alive).await;
+    };
+    if path::has_dot_segment(head.path()) {
+        return fail(client, head, settings, Failure::BadPath, false).await;
+    }
+    match config.route(&head.host, head.path(), &head.method) {
+        RouteMatch::NoApi => fail(client, head, settings, Failure::NoApi, keep_alive).await,
+        RouteMatch::NoOperation { .. } => {
+            fail(client, head, settings, Failure::NoOperation, keep_alive).await
+        }
+        RouteMatch::Found {
+            api,
+            operation,
+            suffix,
+            ..
+        } => {
+            if let (Some(max), BodyKind::Length(n)) = (api.max_request_body, head.body) {
+                if n > max {
+                    return fail(client, head, settings, Failure::BodyTooLarge, false).await;
+                }
+            }
+            if let Some(mock) = &operation.mock {
+                let head_only = head.method == "HEAD";
+                return answer(client, head, settings, keep_alive, |ka, out| {
+                    respond::simple_response(
+                        mock.status,
+                        mock.content_type.as_deref(),
+                        &mock.body,
+                        head_only,
+                        ka,
+                        out,
+                    )
+                })
+                .await;
+            }
+            let Some(backend) = api.backend.and_then(|i| config.backends().get(i)) else {
+                return fail(
+                    client,
+                    head,
+                    settings,
+                    Failure::BadGateway("No backend for this API"),
+                    keep_alive,
+                )
+                .await;
+            };
+            forward::forward(client, head, api, backend, suffix, settings, keep_alive).await
+        }
+    }
+}
+
+/// Answers locally with an error.
+async fn fail(
+    client: &mut Client,
+    head: &RequestHead,
+    settings: &Settings,
+    failure: Failure,
+    keep_alive: bool,
+) -> Next {
+    answer(client, head, settings, keep_alive, |ka, out| {
+        respond::error_response(failure, ka, out)
+    })
+    .await
+}
+
+/// Reads and drops the request body (bounded), then writes a local response.
+async fn answer(
+    client: &mut Client,
+    head: &RequestHead,
+    settings: &Settings,
+    keep_alive: bool,
+    write: impl FnOnce(bool, &mut Vec<u8>),
+) -> Next {
+    let keep_alive = keep_alive && discard_body(client, head, settings).await;
+    let mut out = Vec::with_capacity(256);
+    write(keep_alive, &mut out);
+    if client.conn.send(&out).await.is_err() || !keep_alive {
+        return Next::Close;
+    }
+    Next::KeepAlive
+}
+
+async fn send_failure(client: &mut Client, failure: Failure, keep_alive: bool) {
+    let mut out = Vec::with_capacity(256);
+    respond::error_response(failure, keep_alive, &mut out);
+    let _ = client.conn.send(&out).await;
+}
+
+/// Consumes a request body the gateway does not forward, so the next request on the
+/// connection starts at the right byte. False when the connection must close instead
+/// (body too long, malformed, or too slow).
+async fn discard_body(client: &mut Client, head: &RequestHead, settings: &Settings) -> bool {
+    match head.body {
+        BodyKind::Empty => return true,
+        BodyKind::Length(n) if n > DISCARD_LIMIT => return false,
+        _ => {}
+    }
+    if head.expect_continue {
+        // The client waits for a go-ahead we will not give: do not read, close after.
+        return false;
+    }
+    let mut decoder = BodyDecoder::new(head.body, settings.limits.max_header_bytes);
+    let mut seen: u64 = 0;
+    loop {
+        loop {
+            match decoder.decode(client.buf.filled()) {
+                Ok(d) => {
+                    client.buf.consume(d.consumed);
+                    seen += d.consumed as u64;
+                    if d.done {
+                        return true;
+                    }
+                    if d.consumed == 0 {
+                        break;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        if seen > DISCARD_LIMIT {
+            return false;
+        }
+        let at = Instant::now() + settings.timeouts.body_idle;
+        match deadline::before(at, client.conn.recv(&mut client.buf)).await {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Building the heads that leave the gateway: the request to the backend and the
+//! response to the client. Hop-by-hop fields (RFC 9110 7.6.1), including every field
+//! named in `Connection`, are dropped; framing is set by the gateway, never copied; the
+//! `X-Forwarded-*` fields and `Host` are set for the backend.
+
+use crate::config::Backend;
+use crate::http::headers::{connection_tokens, is_hop_by_hop};
+use crate::http::write::{reason_phrase, write_header, write_request_line, write_status_line};
+use crate::http::{BodyKind, Header, RequestHead, ResponseHead};
+use std::net::IpAddr;
+
+/// How the body of a message leaving the gateway is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFraming {
+    /// No body.
+    None,
+    /// `Content-Length: n`, bytes copied as they are.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, re-encoded by the gateway.
+    Chunked,
+    /// Bytes until the connection closes (HTTP/1.0 clients).
+    Close,
+}
+
+/// The path and query sent to the backend: its base path, then the part of the request
+/// path after the API path, then the query as received.
+pub fn backend_target(backend: &Backend, suffix: &str, query: Option<&str>) -> String {
+    let mut target = String::with_capacity(backend.base_path.len() + suffix.len() + 16);
+    target.push_str(&backend.base_path);
+    target.push_str(suffix);
+    if target.is_empty() {
+        target.push('/');
+    }
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    target
+}
+
+/// Writes the request head for the backend.
+pub fn request_head(
+    out: &mut Vec<u8>,
+    req: &RequestHead,
+    backend: &Backend,
+    target: &str,
+    client_ip: IpAddr,
+) {
+    write_request_line(out, &req.method, target);
+    write_header(out, "host", backend.authority.as_bytes());
+    let named = connection_tokens(&req.headers);
+    let mut forwarded_for: Vec<u8> = Vec::new();
+    for Header { name, value } in &req.headers {
+        if is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            if !forwarded_for.is_empty() {
+                forwarded_for.extend_from_slice(b", ");
+            }
+            forwarded_for.extend_from_slice(value);
+            continue;
+        }
+        if ["host", "content-length", "expect", "x-forwarded-proto", "x-forwarded-host"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        write_header(out, name, value);
+    }
+    if !forwarded_for.is_empty() {
+        forwarded_for.extend_from_slice(b", ");
+    }
+    forwarded_for.extend_from_slice(client_ip.to_string().as_bytes());
+    write_header(out, "x-forwarded-for", &forwarded_for);
+    write_header(out, "x-forwarded-proto", b"http");
+    write_header(out, "x-forwarded-host", req.host.as_bytes());
+    match req.body {
+        BodyKind::Length(n) => write_header(out, "content-length", n.to_string().as_bytes()),
+        BodyKind::Chunked => write_header(out, "transfer-encoding", b"chunked"),
+        BodyKind::Empty | BodyKind::UntilClose => {}
+    }
+    if let Some(proto) = &req.upgrade {
+        write_header(out, "connection", b"upgrade");
+        write_header(out, "upgrade", proto.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body reaches a client of `version`, given the backend's framing.
+pub fn response_framing(body: BodyKind, client_http11: bool) -> OutFraming {
+    match body {
+        BodyKind::Empty => OutFraming::None,
+        BodyKind::Length(n) => OutFraming::Length(n),
+        BodyKind::Chunked | BodyKind::UntilClose if client_http11 => OutFraming::Chunked,
+        BodyKind::Chunked | BodyKind::UntilClose => OutFraming::Close,
+    }
+}
+
+/// Writes the response head for the client. `upgrade` keeps `Connection: upgrade` and
+/// `Upgrade` for a 101 answer.
+pub fn response_head(
+    out: &mut Vec<u8>,
+    resp: &ResponseHead,
+    framing: OutFraming,
+    keep_alive: bool,
+    client_http11: bool,
+    upgrade: bool,
+) {
+    let reason = if resp.reason.is_empty() {
+        reason_phrase(resp.status)
+    } else {
+        &resp.reason
+    };
+    write_status_line(out, resp.status, reason);
+    let named = connection_tokens(&resp.headers);
+    for Header { name, value } in &resp.headers {
+        if upgrade && name.eq_ignore_ascii_case("upgrade") {
+            write_header(out, name, value);
+            continue;
+        }
+        if is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        // Content-Length is kept only where the body is copied as it is (and on HEAD,
+        // 204 and 304 answers, where it describes the body not sent).
+        if name.eq_ignore_ascii_case("content-length")
+            && !matches!(framing, OutFraming::Length(_) | OutFraming::None)
+        {
+            continue;
+        }
+        write_header(out, name, value);
+    }
+    if framing == OutFraming::Chunked {
+        write_header(out, "transfer-encoding", b"chunked");
+    }
+    if upgrade {
+        write_header(out, "connection", b"upgrade");
+    } else if !keep_alive {
+        write_header(out, "connection", b"close");
+    } else if !client_http11 {
+        write_header(out, "connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Methods a retry may repeat (RFC 9110 9.2.2).
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE")
+}

@@ -1,0 +1,231 @@
+//! The gateway process: one pinned glommio executor per core, each with its own
+//! `SO_REUSEPORT` listener so the kernel shards connections, plus a control thread for
+//! signals and config reloads. A connection is accepted, served and closed on one core.
+//! This module owns start-up, accept backpressure and shutdown; it does not look inside
+//! requests (that is `proxy`).
+
+pub mod control;
+pub mod core;
+
+pub use self::control::ConfigSource;
+use self::core::{CoreMsg, CoreState};
+use crate::config::CompiledConfig;
+use crate::io::TcpConn;
+use anyhow::{bail, Context};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How the gateway is started.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    pub listen: SocketAddr,
+    /// Number of data-plane cores; `None` = every CPU this process may run on.
+    pub cores: Option<usize>,
+    pub source: ConfigSource,
+}
+
+/// Starts the gateway and blocks until it has drained. The config is compiled before
+/// anything listens: a document that does not compile stops the start with its errors.
+pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
+    let revision = 1;
+    let initial = Arc::new(
+        opts.source
+            .load(revision)
+            .map_err(|e| anyhow::anyhow!("config does not compile:\n{e}"))?,
+    );
+    let cpus = pick_cpus(opts.cores)?;
+
+    // Port 0 would give every core a different port: reserve one first, then let every
+    // core bind it with SO_REUSEPORT. The reserving socket never listens.
+    let (listen, _reservation) = reserve_port(opts.listen)?;
+
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut senders = Vec::new();
+    let mut handles = Vec::new();
+    for (index, cpu) in cpus.iter().copied().enumerate() {
+        let (tx, rx) = async_channel::unbounded::<CoreMsg>();
+        senders.push(tx);
+        let ready = ready_tx.clone();
+        let config = initial.clone();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("portico-core-{index}"))
+            .spawn(move || async move { core_main(index, listen, config, rx, ready).await })
+            .map_err(|e| anyhow::anyhow!("starting the executor for cpu {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..cpus.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("{e}"),
+            Err(_) => bail!("a core stopped during start-up"),
+        }
+    }
+    drop(_reservation);
+    tracing::info!(
+        cores = cpus.len(),
+        cpus = ?cpus,
+        listen = %listen,
+        revision = initial.revision,
+        apis = initial.apis.len(),
+        "portico gateway started"
+    );
+    println!("portico listening on {listen}");
+
+    control::run(
+        opts.source,
+        revision,
+        initial.settings.timeouts.drain,
+        senders,
+    )?;
+    for handle in handles {
+        if handle.join().is_err() {
+            bail!("a core failed while draining");
+        }
+    }
+    tracing::info!("drained, exiting");
+    Ok(())
+}
+
+fn pick_cpus(wanted: Option<usize>) -> anyhow::Result<Vec<usize>> {
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    if available.is_empty() {
+        bail!("cannot read the CPUs this process may use");
+    }
+    let n = wanted.unwrap_or(available.len());
+    if n == 0 || n > available.len() {
+        bail!(
+            "--cores {n}: this process may use {} CPU(s) ({:?})",
+            available.len(),
+            available
+        );
+    }
+    // The last CPUs first: CPU 0 usually takes more interrupts.
+    Ok(available[available.len() - n..].to_vec())
+}
+
+fn reserve_port(addr: SocketAddr) -> anyhow::Result<(SocketAddr, Option<socket2::Socket>)> {
+    if addr.port() != 0 {
+        return Ok((addr, None));
+    }
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    sock.set_reuse_port(true)?;
+    sock.bind(&addr.into())?;
+    let bound = sock
+        .local_addr()?
+        .as_socket()
+        .context("reserved address is not IP")?;
+    Ok((bound, Some(sock)))
+}
+
+async fn core_main(
+    index: usize,
+    listen: SocketAddr,
+    config: Arc<CompiledConfig>,
+    rx: async_channel::Receiver<CoreMsg>,
+    ready: mpsc::Sender<Result<(), String>>,
+) {
+    let listener = match TcpListener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(format!("core {index}: cannot listen on {listen}: {e}")));
+            return;
+        }
+    };
+    let core = CoreState::new(index, Some(config));
+    glommio::spawn_local(control_task(core.clone(), rx)).detach();
+    glommio::spawn_local(crate::upstream::sweep_task(core.clone())).detach();
+    let _ = ready.send(Ok(()));
+
+    accept_loop(&core, &listener).await;
+    drop(listener);
+
+    // Draining: in-flight requests finish, idle connections close themselves.
+    let deadline = core
+        .drain_deadline()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(30));
+    while core.active_connections() > 0 {
+        let closed = core.closed_listener();
+        if core.active_connections() == 0 {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                core = index,
+                connections = core.active_connections(),
+                "drain timeout: closing the remaining connections"
+            );
+            break;
+        }
+        futures_lite::future::or(closed, glommio::timer::sleep(left)).await;
+    }
+    core.pools.borrow_mut().clear();
+}
+
+async fn accept_loop(core: &Rc<CoreState>, listener: &TcpListener) {
+    loop {
+        let drain = core.drain_listener();
+        if core.is_draining() {
+            return;
+        }
+        // Backpressure: at the connection limit, stop accepting until one closes. The
+        // kernel's backlog holds the waiting clients.
+        let limit = core
+            .config()
+            .map(|c| c.settings.connections_per_core)
+            .unwrap_or(10_000);
+        if core.active_connections() >= limit {
+            let closed = core.closed_listener();
+            if core.active_connections() >= limit {
+                futures_lite::future::or(closed, drain).await;
+            }
+            continue;
+        }
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            drain.await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                let peer = match stream.peer_addr() {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                };
+                let guard = core.enter();
+                let core = core.clone();
+                glommio::spawn_local(async move {
+                    crate::proxy::serve_connection(core, TcpConn::new(stream), peer).await;
+                    drop(guard);
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(core = core.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn control_task(core: Rc<CoreState>, rx: async_channel::Receiver<CoreMsg>) {
+    while let Ok(msg) = rx.recv().await {
+        match msg {
+            CoreMsg::Config(cfg) => {
+                tracing::debug!(core = core.id, revision = cfg.revision, "config swapped");
+                core.swap_config(cfg);
+            }
+            CoreMsg::Drain { deadline } => core.start_drain(deadline),
+        }
+    }
+}

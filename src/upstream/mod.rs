@@ -1,0 +1,121 @@
+//! Upstream connections: per-core keep-alive pools keyed by backend address, and
+//! connecting with a timeout. A connection goes back to its pool only when the caller
+//! has read its response completely; the pool itself never looks at HTTP.
+
+use crate::io::{RecvBuf, TcpConn};
+use crate::runtime::core::CoreState;
+use glommio::net::TcpStream;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Receive buffer sizes for upstream connections.
+const UPSTREAM_BUF_INITIAL: usize = 16 * 1024;
+const UPSTREAM_BUF_MAX: usize = 80 * 1024;
+
+/// A connection to a backend with its receive buffer.
+pub struct Upstream {
+    pub conn: TcpConn,
+    pub buf: RecvBuf,
+    pub addr: SocketAddr,
+    /// True when it came from the pool (it may have been closed by the backend meanwhile).
+    pub reused: bool,
+    idle_since: Instant,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug)]
+pub enum ConnectError {
+    Timeout,
+    Io(io::Error),
+}
+
+/// Opens a new connection to `addr`, giving up after `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, ConnectError> {
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(|e| match e {
+            glommio::GlommioError::TimedOut(_) => ConnectError::Timeout,
+            glommio::GlommioError::IoError(io) if io.kind() == io::ErrorKind::TimedOut => {
+                ConnectError::Timeout
+            }
+            glommio::GlommioError::IoError(io) => ConnectError::Io(io),
+            other => ConnectError::Io(io::Error::other(other.to_string())),
+        })?;
+    Ok(Upstream {
+        conn: TcpConn::new(stream),
+        buf: RecvBuf::new(UPSTREAM_BUF_INITIAL, UPSTREAM_BUF_MAX),
+        addr,
+        reused: false,
+        idle_since: Instant::now(),
+    })
+}
+
+/// Idle keep-alive connections of one core, per backend address, most recent last.
+#[derive(Default)]
+pub struct Pools {
+    idle: HashMap<SocketAddr, Vec<Upstream>>,
+}
+
+impl Pools {
+    /// The most recently used idle connection to `addr` that has not outlived `idle_timeout`.
+    pub fn take(&mut self, addr: SocketAddr, idle_timeout: Duration) -> Option<Upstream> {
+        let list = self.idle.get_mut(&addr)?;
+        while let Some(mut up) = list.pop() {
+            if up.idle_since.elapsed() < idle_timeout {
+                up.reused = true;
+                return Some(up);
+            }
+        }
+        None
+    }
+
+    /// Keeps `up` for reuse unless the pool for its backend already holds `max_idle`.
+    pub fn put(&mut self, mut up: Upstream, max_idle: usize) {
+        if max_idle == 0 || !up.buf.is_empty() {
+            return;
+        }
+        up.buf.release_if_empty();
+        up.idle_since = Instant::now();
+        let list = self.idle.entry(up.addr).or_default();
+        if list.len() >= max_idle {
+            // Drop the oldest: recent connections are the likeliest still open.
+            list.remove(0);
+        }
+        list.push(up);
+    }
+
+    /// Closes connections idle for longer than `idle_timeout`.
+    pub fn sweep(&mut self, idle_timeout: Duration) {
+        self.idle.retain(|_, list| {
+            list.retain(|up| up.idle_since.elapsed() < idle_timeout);
+            !list.is_empty()
+        });
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.idle.clear();
+    }
+}
+
+/// Closes expired idle upstream connections now and then; sleeps long when there are none.
+pub async fn sweep_task(core: Rc<CoreState>) {
+    loop {
+        let timeout = core
+            .config()
+            .map(|c| c.settings.upstream.idle_timeout)
+            .unwrap_or(Duration::from_secs(60));
+        let period = (timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        glommio::timer::sleep(period).await;
+        if core.is_draining() {
+            return;
+        }
+        core.pools.borrow_mut().sweep(timeout);
+    }
+}
