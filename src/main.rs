@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "portico", version, about = "Portico, a self-hosted API gateway")]
+#[command(
+    name = "portico",
+    version,
+    about = "Portico, a self-hosted API gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,9 +37,7 @@ enum Command {
         log: LogArgs,
     },
     /// Compile a config document and print every error; exits non-zero if it has any.
-    Validate {
-        file: PathBuf,
-    },
+    Validate { file: PathBuf },
 }
 
 #[derive(clap::Args)]

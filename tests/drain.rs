@@ -73,7 +73,10 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
 
     let slow = start_slow(&gw);
     assert!(
-        common::wait_until(BOUND, || backend.requests().iter().any(|r| r.target == "/slow")),
+        common::wait_until(BOUND, || backend
+            .requests()
+            .iter()
+            .any(|r| r.target == "/slow")),
         "the slow request never reached the backend"
     );
 
@@ -87,7 +90,10 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
         common::wait_until(BOUND, || refused(&gw)),
         "new connections still accepted during the drain"
     );
-    assert!(gw.is_running(), "the gateway exited with a request in flight");
+    assert!(
+        gw.is_running(),
+        "the gateway exited with a request in flight"
+    );
 
     gate.open();
     let r = slow
@@ -96,11 +102,16 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
         .unwrap_or_else(|e| panic!("in-flight request during the drain: {e}"));
     assert_eq!((r.status, r.body_str().as_str()), (200, "done /slow"));
 
-    let status = gw.wait_exit(BOUND).expect("the gateway did not exit after draining");
+    let status = gw
+        .wait_exit(BOUND)
+        .expect("the gateway did not exit after draining");
     assert!(status.success(), "exit status {status:?}");
     let lines = gw.stdout_lines();
     assert_eq!(
-        lines.iter().filter(|l| l.starts_with("portico listening on ")).count(),
+        lines
+            .iter()
+            .filter(|l| l.starts_with("portico listening on "))
+            .count(),
         1,
         "stdout: {lines:?}"
     );
@@ -115,7 +126,8 @@ fn sigint_drains_an_idle_gateway_and_exits_0() {
     idle.send(get_req("/api/ping"));
     assert_eq!(idle.read_response().status, 200);
     gw.signal(libc::SIGINT);
-    idle.expect_closed(BOUND).expect("idle connection closed on SIGINT");
+    idle.expect_closed(BOUND)
+        .expect("idle connection closed on SIGINT");
     let status = gw.wait_exit(BOUND).expect("no exit after SIGINT");
     assert!(status.success(), "exit status {status:?}");
 }
@@ -128,16 +140,25 @@ fn a_second_signal_exits_at_once() {
     let mut gw = Gateway::start(&config(&backend, "60s"));
     let slow = start_slow(&gw);
     assert!(
-        common::wait_until(BOUND, || backend.requests().iter().any(|r| r.target == "/slow")),
+        common::wait_until(BOUND, || backend
+            .requests()
+            .iter()
+            .any(|r| r.target == "/slow")),
         "the slow request never reached the backend"
     );
     gw.signal(libc::SIGTERM);
     // The first signal has been acted on once the listener is gone.
-    assert!(common::wait_until(BOUND, || refused(&gw)), "first SIGTERM not acted on");
+    assert!(
+        common::wait_until(BOUND, || refused(&gw)),
+        "first SIGTERM not acted on"
+    );
     assert!(gw.is_running());
     gw.signal(libc::SIGTERM);
     let status = gw.wait_exit(BOUND);
-    assert!(status.is_some(), "still running {BOUND:?} after the second signal (drain is 60 s)");
+    assert!(
+        status.is_some(),
+        "still running {BOUND:?} after the second signal (drain is 60 s)"
+    );
     let outcome = slow.join().unwrap();
     assert!(
         outcome.is_err(),
@@ -153,7 +174,10 @@ fn requests_longer_than_the_drain_timeout_are_cut() {
     let mut gw = Gateway::start(&config(&backend, "1s"));
     let slow = start_slow(&gw);
     assert!(
-        common::wait_until(BOUND, || backend.requests().iter().any(|r| r.target == "/slow")),
+        common::wait_until(BOUND, || backend
+            .requests()
+            .iter()
+            .any(|r| r.target == "/slow")),
         "the slow request never reached the backend"
     );
     gw.signal(libc::SIGTERM);
@@ -162,6 +186,9 @@ fn requests_longer_than_the_drain_timeout_are_cut() {
         .expect("the gateway did not exit after timeouts.drain (1s)");
     assert!(status.success(), "exit status {status:?}");
     let outcome = slow.join().unwrap();
-    assert!(outcome.is_err(), "the cut request cannot have completed: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "the cut request cannot have completed: {outcome:?}"
+    );
     gate.open();
 }

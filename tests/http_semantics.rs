@@ -77,7 +77,10 @@ fn keep_alive_serves_sequential_requests_on_one_connection() {
         assert_eq!(r.status, 200);
         assert_eq!(r.version, "HTTP/1.1");
         assert_eq!(r.body_str(), format!("GET /v1/seq/{i} "));
-        assert!(!r.connection_has("close"), "request {i} answered with Connection: close");
+        assert!(
+            !r.connection_has("close"),
+            "request {i} answered with Connection: close"
+        );
     }
     assert_eq!(backend.requests().len(), 3);
 }
@@ -108,7 +111,12 @@ fn pipelined_requests_are_answered_in_order() {
         let r = c
             .try_read_response(method, None)
             .unwrap_or_else(|e| panic!("pipelined response {i}: {e}"));
-        assert_eq!(r.status, *status, "pipelined response {i}: {:?}", r.body_str());
+        assert_eq!(
+            r.status,
+            *status,
+            "pipelined response {i}: {:?}",
+            r.body_str()
+        );
         if let Some(b) = body {
             assert_eq!(r.body_str(), *b, "pipelined response {i}");
         }
@@ -124,7 +132,8 @@ fn http10_request_closes_after_the_response() {
     assert_eq!(r.status, 200);
     assert!(!r.chunked, "chunked response to an HTTP/1.0 client");
     assert_eq!(r.body_str(), "GET /v1/old ");
-    c.expect_closed(WAIT).expect("HTTP/1.0 without keep-alive must close");
+    c.expect_closed(WAIT)
+        .expect("HTTP/1.0 without keep-alive must close");
 }
 
 #[test]
@@ -167,11 +176,17 @@ fn expect_100_continue_gets_an_interim_response_then_the_body_is_streamed() {
     let mut c = Client::connect(gw.addr);
     c.send("POST /echo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     let interim = c.read_response_for("POST");
-    assert_eq!(interim.status, 100, "expected `100 Continue` before sending the body");
+    assert_eq!(
+        interim.status, 100,
+        "expected `100 Continue` before sending the body"
+    );
     assert_eq!(interim.version, "HTTP/1.1");
     c.send("hello");
     let r = c.read_response_for("POST");
-    assert_eq!((r.status, r.body_str().as_str()), (200, "POST /v1/upload hello"));
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "POST /v1/upload hello")
+    );
     let reqs = backend.wait_requests(1, WAIT);
     assert_eq!(reqs[0].body, b"hello");
     // The connection is still usable.
@@ -220,7 +235,11 @@ fn no_body_for_204_and_304() {
     let r = c.read_response();
     assert_eq!(r.status, 204);
     assert_eq!(r.header("x-a"), Some("1"));
-    assert!(r.header("transfer-encoding").is_none(), "204 with Transfer-Encoding: {:?}", r.headers);
+    assert!(
+        r.header("transfer-encoding").is_none(),
+        "204 with Transfer-Encoding: {:?}",
+        r.headers
+    );
     c.send(get_req("/echo/304"));
     let r = c.read_response();
     assert_eq!(r.status, 304);
@@ -232,7 +251,11 @@ fn no_body_for_204_and_304() {
         (200, "GET /v1/after "),
         "bytes after a 204/304 leaked into the next response"
     );
-    assert!(c.buffered().is_empty(), "extra bytes: {:?}", common::show(c.buffered(), 200));
+    assert!(
+        c.buffered().is_empty(),
+        "extra bytes: {:?}",
+        common::show(c.buffered(), 200)
+    );
 }
 
 #[test]
@@ -241,17 +264,31 @@ fn chunked_request_body_is_rechunked_with_trailers() {
     let mut c = Client::connect(gw.addr);
     c.send(
         "POST /echo/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\r\n\
-         5;name=val\r\nhello\r\n6\r\n world\r\nA\r\n 0123456789\r\n0\r\nX-Trailer: yes\r\nX-Other: 2\r\n\r\n",
+         5;name=val\r\nhello\r\n6\r\n world\r\nB\r\n 0123456789\r\n0\r\nX-Trailer: yes\r\nX-Other: 2\r\n\r\n",
     );
     let r = c.read_response_for("POST");
     assert_eq!(r.status, 200, "{:?}", r.body_str());
     let req = &backend.wait_requests(1, WAIT)[0];
-    assert!(req.chunked, "backend did not get a chunked body: {:?}", common::show(&req.raw_head, 500));
+    assert!(
+        req.chunked,
+        "backend did not get a chunked body: {:?}",
+        common::show(&req.raw_head, 500)
+    );
     assert!(req.header("content-length").is_none(), "{:?}", req.headers);
     assert_eq!(req.headers_named("transfer-encoding"), vec!["chunked"]);
     assert_eq!(req.body_str(), "hello world 0123456789");
-    assert_eq!(req.trailer("x-trailer"), Some("yes"), "trailers: {:?}", req.trailers);
-    assert_eq!(req.trailer("x-other"), Some("2"), "trailers: {:?}", req.trailers);
+    assert_eq!(
+        req.trailer("x-trailer"),
+        Some("yes"),
+        "trailers: {:?}",
+        req.trailers
+    );
+    assert_eq!(
+        req.trailer("x-other"),
+        Some("2"),
+        "trailers: {:?}",
+        req.trailers
+    );
     // The whole body was consumed: the next request parses.
     c.send(get_req("/echo/next"));
     assert_eq!(c.read_response().body_str(), "GET /v1/next ");
@@ -278,7 +315,12 @@ fn chunked_response_with_trailers_reaches_an_http11_client() {
     assert_eq!(r.status, 200);
     assert!(r.chunked, "expected a chunked response: {:?}", r.headers);
     assert_eq!(r.body_str(), "hello, world");
-    assert_eq!(r.trailer("x-checksum"), Some("abc"), "trailers: {:?}", r.trailers);
+    assert_eq!(
+        r.trailer("x-checksum"),
+        Some("abc"),
+        "trailers: {:?}",
+        r.trailers
+    );
     c.send(get_req("/echo/next"));
     assert_eq!(c.read_response().body_str(), "GET /v1/next ");
 }
@@ -290,7 +332,10 @@ fn until_close_response_is_rechunked_for_an_http11_client() {
     c.send(get_req("/echo/until-close"));
     let r = c.read_response();
     assert_eq!(r.status, 200);
-    assert!(!r.until_close, "the client connection was used to delimit the body");
+    assert!(
+        !r.until_close,
+        "the client connection was used to delimit the body"
+    );
     assert!(r.chunked, "expected a chunked response: {:?}", r.headers);
     assert_eq!(r.body_str(), "streamed until close");
     // The client connection stays alive although the backend one closed.
@@ -311,7 +356,8 @@ fn until_close_response_to_http10_closes_the_connection() {
         // Buffered into a Content-Length is acceptable; then keep-alive may go on.
         return;
     }
-    c.expect_closed(WAIT).expect("closed after an until-close body");
+    c.expect_closed(WAIT)
+        .expect("closed after an until-close body");
 }
 
 #[test]
@@ -327,7 +373,8 @@ fn chunked_response_to_http10_is_not_chunked() {
         r.headers
     );
     assert_eq!(r.body_str(), "hello, world");
-    c.expect_closed(WAIT).expect("HTTP/1.0 without keep-alive must close");
+    c.expect_closed(WAIT)
+        .expect("HTTP/1.0 without keep-alive must close");
 }
 
 #[test]
@@ -343,11 +390,22 @@ fn hop_by_hop_request_headers_are_removed() {
     let req = &backend.wait_requests(1, WAIT)[0];
     let head = common::show(&req.raw_head, 2000);
     assert_eq!(req.header("x-end-to-end"), Some("kept"), "{head}");
-    for name in ["x-custom-hop", "keep-alive", "proxy-connection", "trailer", "upgrade"] {
-        assert!(req.header(name).is_none(), "{name} reached the backend: {head}");
+    for name in [
+        "x-custom-hop",
+        "keep-alive",
+        "proxy-connection",
+        "trailer",
+        "upgrade",
+    ] {
+        assert!(
+            req.header(name).is_none(),
+            "{name} reached the backend: {head}"
+        );
     }
     assert!(
-        !req.headers_named("te").iter().any(|v| v.contains("deflate")),
+        !req.headers_named("te")
+            .iter()
+            .any(|v| v.contains("deflate")),
         "the client's TE reached the backend: {head}"
     );
     assert!(
@@ -368,7 +426,9 @@ fn hop_by_hop_response_headers_are_removed() {
     assert!(r.header("x-backend-hop").is_none(), "{:?}", r.headers);
     assert!(r.header("proxy-connection").is_none(), "{:?}", r.headers);
     assert!(
-        r.headers_named("keep-alive").iter().all(|v| *v != "timeout=5"),
+        r.headers_named("keep-alive")
+            .iter()
+            .all(|v| *v != "timeout=5"),
         "the backend's Keep-Alive reached the client: {:?}",
         r.headers
     );
@@ -384,7 +444,10 @@ fn hop_by_hop_response_headers_are_removed() {
 #[test]
 fn forwarded_headers_and_host_rewrite() {
     let (backend, gw) = setup();
-    let r = request(gw.addr, "GET /echo/xf HTTP/1.1\r\nHost: client.example:8443\r\n\r\n");
+    let r = request(
+        gw.addr,
+        "GET /echo/xf HTTP/1.1\r\nHost: client.example:8443\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     let r = request(
         gw.addr,
@@ -395,18 +458,32 @@ fn forwarded_headers_and_host_rewrite() {
     let backend_host = backend.addr.to_string();
     for req in &reqs {
         let head = common::show(&req.raw_head, 2000);
-        assert_eq!(req.headers_named("host"), vec![backend_host.as_str()], "{head}");
-        assert_eq!(req.headers_named("x-forwarded-proto"), vec!["http"], "{head}");
+        assert_eq!(
+            req.headers_named("host"),
+            vec![backend_host.as_str()],
+            "{head}"
+        );
+        assert_eq!(
+            req.headers_named("x-forwarded-proto"),
+            vec!["http"],
+            "{head}"
+        );
     }
     assert_eq!(reqs[0].headers_named("x-forwarded-for"), vec!["127.0.0.1"]);
-    assert_eq!(reqs[0].headers_named("x-forwarded-host"), vec!["client.example:8443"]);
+    assert_eq!(
+        reqs[0].headers_named("x-forwarded-host"),
+        vec!["client.example:8443"]
+    );
     assert_eq!(
         reqs[1].headers_named("x-forwarded-for"),
         vec!["203.0.113.7, 127.0.0.1"],
         "{}",
         common::show(&reqs[1].raw_head, 2000)
     );
-    assert_eq!(reqs[1].headers_named("x-forwarded-host"), vec!["client.example"]);
+    assert_eq!(
+        reqs[1].headers_named("x-forwarded-host"),
+        vec!["client.example"]
+    );
 }
 
 #[test]
@@ -419,8 +496,16 @@ fn forwarded_proto_and_host_are_set_not_trusted_from_the_client() {
     assert_eq!(r.status, 200);
     let req = &backend.wait_requests(1, WAIT)[0];
     let head = common::show(&req.raw_head, 2000);
-    assert_eq!(req.headers_named("x-forwarded-proto"), vec!["http"], "{head}");
-    assert_eq!(req.headers_named("x-forwarded-host"), vec!["real.example"], "{head}");
+    assert_eq!(
+        req.headers_named("x-forwarded-proto"),
+        vec!["http"],
+        "{head}"
+    );
+    assert_eq!(
+        req.headers_named("x-forwarded-host"),
+        vec!["real.example"],
+        "{head}"
+    );
 }
 
 #[test]
@@ -433,7 +518,10 @@ fn websocket_upgrade_is_tunnelled_after_101() {
     );
     let r = c.read_response();
     assert_eq!(r.status, 101, "{:?}", r.headers);
-    assert_eq!(r.header("upgrade").map(str::to_ascii_lowercase).as_deref(), Some("websocket"));
+    assert_eq!(
+        r.header("upgrade").map(str::to_ascii_lowercase).as_deref(),
+        Some("websocket")
+    );
     assert!(r.connection_has("upgrade"), "{:?}", r.headers);
     let req = &backend.wait_requests(1, WAIT)[0];
     let head = common::show(&req.raw_head, 2000);
@@ -444,7 +532,11 @@ fn websocket_upgrade_is_tunnelled_after_101() {
             .any(|v| v.to_ascii_lowercase().contains("upgrade")),
         "{head}"
     );
-    assert_eq!(req.header("sec-websocket-key"), Some("dGhlIHNhbXBsZSBub25jZQ=="), "{head}");
+    assert_eq!(
+        req.header("sec-websocket-key"),
+        Some("dGhlIHNhbXBsZSBub25jZQ=="),
+        "{head}"
+    );
     // Opaque bytes both ways, including some that look like HTTP.
     for msg in [
         &b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"[..],
@@ -467,7 +559,9 @@ fn websocket_upgrade_is_tunnelled_after_101() {
 fn refused_upgrade_stays_http() {
     let (_backend, gw) = setup();
     let mut c = Client::connect(gw.addr);
-    c.send("GET /echo/not-ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    c.send(
+        "GET /echo/not-ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    );
     let r = c.read_response();
     assert_eq!((r.status, r.body_str().as_str()), (200, "GET /v1/not-ws "));
     c.send(get_req("/echo/next"));

@@ -137,7 +137,11 @@ fn run_case(backend: &Backend, gw: &Gateway, i: usize, c: &Case) -> Result<(), S
                 .unwrap_or(0);
             if conn.total > old {
                 let from = (old as usize).min(conn.bytes.len());
-                grown.push(format!("conn {}: {:?}", conn.id, show(&conn.bytes[from..], 300)));
+                grown.push(format!(
+                    "conn {}: {:?}",
+                    conn.id,
+                    show(&conn.bytes[from..], 300)
+                ));
             }
         }
         problems.push(format!(
@@ -158,26 +162,106 @@ fn post(head_fields: &str, body: &str) -> String {
 #[test]
 fn content_length_and_transfer_encoding_conflicts() {
     run(vec![
-        case("TE + CL", 400, post("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")),
-        case("CL + TE (TE first)", 400, post("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n")),
-        case("TE + CL 0", 400, post("Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", "0\r\n\r\n")),
-        case("duplicate CL, same value", 400, post("Content-Length: 5\r\nContent-Length: 5\r\n", "hello")),
-        case("duplicate CL, differing", 400, post("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!")),
-        case("CL list in one field", 400, post("Content-Length: 5, 5\r\n", "hello")),
-        case("CL with plus sign", 400, post("Content-Length: +5\r\n", "hello")),
+        case(
+            "TE + CL",
+            400,
+            post(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+        ),
+        case(
+            "CL + TE (TE first)",
+            400,
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                "0\r\n\r\n",
+            ),
+        ),
+        case(
+            "TE + CL 0",
+            400,
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+                "0\r\n\r\n",
+            ),
+        ),
+        case(
+            "duplicate CL, same value",
+            400,
+            post("Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        case(
+            "duplicate CL, differing",
+            400,
+            post("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"),
+        ),
+        case(
+            "CL list in one field",
+            400,
+            post("Content-Length: 5, 5\r\n", "hello"),
+        ),
+        case(
+            "CL with plus sign",
+            400,
+            post("Content-Length: +5\r\n", "hello"),
+        ),
         case("CL negative", 400, post("Content-Length: -5\r\n", "hello")),
         case("CL hex", 400, post("Content-Length: 0x5\r\n", "hello")),
-        case("CL trailing letters", 400, post("Content-Length: 5a\r\n", "hello")),
+        case(
+            "CL trailing letters",
+            400,
+            post("Content-Length: 5a\r\n", "hello"),
+        ),
         case("CL empty", 400, post("Content-Length: \r\n", "hello")),
-        case("CL inner space", 400, post("Content-Length: 5 5\r\n", "hello")),
-        case("CL overflow (2^64)", 400, post("Content-Length: 18446744073709551616\r\n", "hello")),
-        case("CL overflow (26 digits)", 400, post("Content-Length: 99999999999999999999999999\r\n", "hello")),
-        case("TE gzip, chunked", 400, post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n")),
-        case("TE identity", 400, post("Transfer-Encoding: identity\r\n", "")),
-        case("TE chunked, chunked", 400, post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n")),
-        case("TE chunked twice", 400, post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")),
-        case("TE xchunked", 400, post("Transfer-Encoding: xchunked\r\n", "0\r\n\r\n")),
-        case("TE chunked then gzip", 400, post("Transfer-Encoding: chunked, gzip\r\n", "0\r\n\r\n")),
+        case(
+            "CL inner space",
+            400,
+            post("Content-Length: 5 5\r\n", "hello"),
+        ),
+        case(
+            "CL overflow (2^64)",
+            400,
+            post("Content-Length: 18446744073709551616\r\n", "hello"),
+        ),
+        case(
+            "CL overflow (26 digits)",
+            400,
+            post("Content-Length: 99999999999999999999999999\r\n", "hello"),
+        ),
+        case(
+            "TE gzip, chunked",
+            400,
+            post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+        ),
+        case(
+            "TE identity",
+            400,
+            post("Transfer-Encoding: identity\r\n", ""),
+        ),
+        case(
+            "TE chunked, chunked",
+            400,
+            post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
+        ),
+        case(
+            "TE chunked twice",
+            400,
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+        ),
+        case(
+            "TE xchunked",
+            400,
+            post("Transfer-Encoding: xchunked\r\n", "0\r\n\r\n"),
+        ),
+        case(
+            "TE chunked then gzip",
+            400,
+            post("Transfer-Encoding: chunked, gzip\r\n", "0\r\n\r\n"),
+        ),
         case("TE empty", 400, post("Transfer-Encoding: \r\n", "")),
         case(
             "TE on HTTP/1.0",
@@ -198,11 +282,23 @@ fn field_syntax_violations() {
     run(vec![
         case("obs-fold (space)", 400, g(b"X-Foo: a\r\n b\r\n")),
         case("obs-fold (tab)", 400, g(b"X-Foo: a\r\n\tb\r\n")),
-        case("obs-fold of Content-Length", 400, post("Content-Length:\r\n 5\r\n", "hello")),
-        case("whitespace before the first field", 400, "GET /echo/m HTTP/1.1\r\n X-Foo: a\r\nHost: x\r\n\r\n"),
+        case(
+            "obs-fold of Content-Length",
+            400,
+            post("Content-Length:\r\n 5\r\n", "hello"),
+        ),
+        case(
+            "whitespace before the first field",
+            400,
+            "GET /echo/m HTTP/1.1\r\n X-Foo: a\r\nHost: x\r\n\r\n",
+        ),
         case("bare CR inside a value", 400, g(b"X-Foo: a\rb\r\n")),
         case("bare CR as a line end", 400, g(b"X-Foo: a\rX-Bar: b\r\n")),
-        case("bare CR in the request line", 400, "GET /echo/m\r HTTP/1.1\r\nHost: x\r\n\r\n"),
+        case(
+            "bare CR in the request line",
+            400,
+            "GET /echo/m\r HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
         case("NUL in a value", 400, g(b"X-Foo: a\x00b\r\n")),
         case("NUL in a name", 400, g(b"X-F\x00oo: a\r\n")),
         case("SOH in a value", 400, g(b"X-Foo: a\x01b\r\n")),
@@ -211,8 +307,16 @@ fn field_syntax_violations() {
         case("control byte in a name", 400, g(b"X-F\x01oo: a\r\n")),
         case("space before the colon", 400, g(b"X-Foo : a\r\n")),
         case("tab before the colon", 400, g(b"X-Foo\t: a\r\n")),
-        case("space before the colon of Content-Length", 400, post("Content-Length : 5\r\n", "hello")),
-        case("space before the colon of Transfer-Encoding", 400, post("Transfer-Encoding : chunked\r\n", "0\r\n\r\n")),
+        case(
+            "space before the colon of Content-Length",
+            400,
+            post("Content-Length : 5\r\n", "hello"),
+        ),
+        case(
+            "space before the colon of Transfer-Encoding",
+            400,
+            post("Transfer-Encoding : chunked\r\n", "0\r\n\r\n"),
+        ),
         case("space inside a name", 400, g(b"X Foo: a\r\n")),
         case("no colon", 400, g(b"X-Foo a\r\n")),
         case("empty name", 400, g(b": a\r\n")),
@@ -223,21 +327,54 @@ fn field_syntax_violations() {
 #[test]
 fn host_header_violations() {
     run(vec![
-        case("missing Host (HTTP/1.1)", 400, "GET /echo/m HTTP/1.1\r\nX-A: 1\r\n\r\n"),
-        case("repeated Host, same", 400, "GET /echo/m HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n"),
-        case("repeated Host, differing", 400, "GET /echo/m HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
-        case("Host with a space", 400, "GET /echo/m HTTP/1.1\r\nHost: a b\r\n\r\n"),
-        case("Host with a slash", 400, "GET /echo/m HTTP/1.1\r\nHost: a/b\r\n\r\n"),
-        case("Host with userinfo", 400, "GET /echo/m HTTP/1.1\r\nHost: user@a\r\n\r\n"),
-        case("Host with a bad port", 400, "GET /echo/m HTTP/1.1\r\nHost: a:b\r\n\r\n"),
-        case("Host with an open IPv6 literal", 400, "GET /echo/m HTTP/1.1\r\nHost: [::1\r\n\r\n"),
+        case(
+            "missing Host (HTTP/1.1)",
+            400,
+            "GET /echo/m HTTP/1.1\r\nX-A: 1\r\n\r\n",
+        ),
+        case(
+            "repeated Host, same",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "repeated Host, differing",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        ),
+        case(
+            "Host with a space",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: a b\r\n\r\n",
+        ),
+        case(
+            "Host with a slash",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        ),
+        case(
+            "Host with userinfo",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        ),
+        case(
+            "Host with a bad port",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: a:b\r\n\r\n",
+        ),
+        case(
+            "Host with an open IPv6 literal",
+            400,
+            "GET /echo/m HTTP/1.1\r\nHost: [::1\r\n\r\n",
+        ),
     ]);
 }
 
 #[test]
 fn chunked_body_violations() {
     let c = |body: &[u8]| {
-        let mut v = b"POST /echo/m HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut v =
+            b"POST /echo/m HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         v.extend_from_slice(body);
         v
     };
@@ -246,36 +383,132 @@ fn chunked_body_violations() {
         case("chunk size negative", 400, c(b"-5\r\nhello\r\n0\r\n\r\n")),
         case("chunk size empty", 400, c(b"\r\nhello\r\n0\r\n\r\n")),
         case("chunk size with 0x", 400, c(b"0x5\r\nhello\r\n0\r\n\r\n")),
-        case("chunk size with leading space", 400, c(b" 5\r\nhello\r\n0\r\n\r\n")),
-        case("chunk size with inner space", 400, c(b"5 5\r\nhello\r\n0\r\n\r\n")),
-        case("chunk size overflow (17 hex digits)", 400, c(b"10000000000000000\r\nhello\r\n0\r\n\r\n")),
-        case("chunk size overflow (21 hex digits)", 400, c(b"fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n")),
-        case("chunk extension without a name", 400, c(b"5;\r\nhello\r\n0\r\n\r\n")),
-        case("chunk extension '=' without a name", 400, c(b"5;=x\r\nhello\r\n0\r\n\r\n")),
-        case("chunk extension unterminated quote", 400, c(b"5;a=\"x\r\nhello\r\n0\r\n\r\n")),
-        case("chunk extension control byte", 400, c(b"5;a=\x01\r\nhello\r\n0\r\n\r\n")),
-        case("chunk extension stray token", 400, c(b"5;a b\r\nhello\r\n0\r\n\r\n")),
-        case("missing CRLF after chunk data", 400, c(b"5\r\nhello0\r\n\r\n")),
-        case("junk before CRLF after chunk data", 400, c(b"5\r\nhelloX\r\n0\r\n\r\n")),
-        case("chunk data longer than its size", 400, c(b"3\r\nhello\r\n0\r\n\r\n")),
+        case(
+            "chunk size with leading space",
+            400,
+            c(b" 5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk size with inner space",
+            400,
+            c(b"5 5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk size overflow (17 hex digits)",
+            400,
+            c(b"10000000000000000\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk size overflow (21 hex digits)",
+            400,
+            c(b"fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension without a name",
+            400,
+            c(b"5;\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension '=' without a name",
+            400,
+            c(b"5;=x\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension unterminated quote",
+            400,
+            c(b"5;a=\"x\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension control byte",
+            400,
+            c(b"5;a=\x01\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk extension stray token",
+            400,
+            c(b"5;a b\r\nhello\r\n0\r\n\r\n"),
+        ),
+        case(
+            "missing CRLF after chunk data",
+            400,
+            c(b"5\r\nhello0\r\n\r\n"),
+        ),
+        case(
+            "junk before CRLF after chunk data",
+            400,
+            c(b"5\r\nhelloX\r\n0\r\n\r\n"),
+        ),
+        case(
+            "chunk data longer than its size",
+            400,
+            c(b"3\r\nhello\r\n0\r\n\r\n"),
+        ),
     ]);
 }
 
 #[test]
 fn request_line_violations() {
     run(vec![
-        case("HTTP/2.0 version", 505, "GET /echo/m HTTP/2.0\r\nHost: x\r\n\r\n"),
-        case("HTTP/3.0 version", 505, "GET /echo/m HTTP/3.0\r\nHost: x\r\n\r\n"),
-        case("lowercase version", 400, "GET /echo/m http/1.1\r\nHost: x\r\n\r\n"),
-        case("version with junk", 400, "GET /echo/m HTTP/1.1x\r\nHost: x\r\n\r\n"),
-        case("version without a dot", 400, "GET /echo/m HTTP/11\r\nHost: x\r\n\r\n"),
-        case("no version (HTTP/0.9 style)", 400, "GET /echo/m\r\nHost: x\r\n\r\n"),
-        case("double space after the method", 400, "GET  /echo/m HTTP/1.1\r\nHost: x\r\n\r\n"),
-        case("double space before the version", 400, "GET /echo/m  HTTP/1.1\r\nHost: x\r\n\r\n"),
-        case("leading space", 400, " GET /echo/m HTTP/1.1\r\nHost: x\r\n\r\n"),
-        case("separator in the method", 400, "G(T /echo/m HTTP/1.1\r\nHost: x\r\n\r\n"),
-        case("target not starting with '/'", 400, "GET echo/m HTTP/1.1\r\nHost: x\r\n\r\n"),
-        case("NUL in the target", 400, b"GET /echo/m\x00 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        case(
+            "HTTP/2.0 version",
+            505,
+            "GET /echo/m HTTP/2.0\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "HTTP/3.0 version",
+            505,
+            "GET /echo/m HTTP/3.0\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "lowercase version",
+            400,
+            "GET /echo/m http/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "version with junk",
+            400,
+            "GET /echo/m HTTP/1.1x\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "version without a dot",
+            400,
+            "GET /echo/m HTTP/11\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "no version (HTTP/0.9 style)",
+            400,
+            "GET /echo/m\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "double space after the method",
+            400,
+            "GET  /echo/m HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "double space before the version",
+            400,
+            "GET /echo/m  HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "leading space",
+            400,
+            " GET /echo/m HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "separator in the method",
+            400,
+            "G(T /echo/m HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "target not starting with '/'",
+            400,
+            "GET echo/m HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        case(
+            "NUL in the target",
+            400,
+            b"GET /echo/m\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
     ]);
 }
 
@@ -380,7 +613,11 @@ fn valid_edge_cases_are_accepted() {
             Err(e) => failures.push(format!("[{name}] request {:?}: {e}", show(bytes, 200))),
         }
     }
-    assert!(failures.is_empty(), "valid inputs rejected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "valid inputs rejected:\n{}",
+        failures.join("\n")
+    );
     let obs = backend
         .requests()
         .into_iter()

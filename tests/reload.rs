@@ -55,6 +55,37 @@ fn sighup_reloads_the_config() {
     assert!(gw.is_running(), "SIGHUP must not stop the gateway");
 }
 
+/// A supervisor may signal as soon as the gateway says it listens; SIGHUP's default
+/// action would kill the process, so the handler must be in place by then.
+#[test]
+fn sighup_right_after_start_reloads_and_does_not_kill() {
+    for round in 0..5 {
+        let mut gw = Gateway::start(&mock_cfg("one"));
+        gw.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            gw.is_running(),
+            "round {round}: SIGHUP sent right after the listening line stopped the gateway: {:?}",
+            gw.wait_exit(Duration::from_millis(100))
+        );
+        assert!(serves(&gw, "one"));
+    }
+}
+
+/// The file may change right after the gateway announced it listens; that change
+/// must not be lost (the watch must start from the version that was loaded).
+#[test]
+fn a_change_right_after_start_is_not_lost() {
+    for round in 0..3 {
+        let gw = Gateway::start(&mock_cfg("one"));
+        gw.replace_config(&mock_cfg("two"));
+        assert!(
+            common::wait_until(RELOAD_BOUND, || serves(&gw, "two")),
+            "round {round}: a config file replaced right after start was never loaded"
+        );
+    }
+}
+
 #[test]
 fn editing_the_file_in_place_reloads_the_config() {
     let gw = Gateway::start(&mock_cfg("one"));
@@ -100,7 +131,10 @@ fn a_bad_document_is_rejected_and_the_old_config_keeps_serving() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(gw.is_running(), "a bad document stopped the gateway:\n{bad}");
+        assert!(
+            gw.is_running(),
+            "a bad document stopped the gateway:\n{bad}"
+        );
     }
     // The reloader still works after rejections.
     gw.replace_config(&mock_cfg("fixed"));
@@ -155,7 +189,11 @@ apis:
     // The API the request is using disappears.
     gw.replace_config(&mock_cfg("new"));
     wait_served(&gw, "new");
-    assert_eq!(get(gw.addr, "/old/other").status, 404, "new requests use the new config");
+    assert_eq!(
+        get(gw.addr, "/old/other").status,
+        404,
+        "new requests use the new config"
+    );
     gate.open();
     let r = inflight
         .join()
@@ -223,10 +261,9 @@ fn twenty_reloads_under_keep_alive_load_fail_no_request() {
                         c = Client::connect(addr);
                     }
                     Err(e) => {
-                        failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("thread {t} {path} (after {mine} ok on this thread): {e}"));
+                        failures.lock().unwrap().push(format!(
+                            "thread {t} {path} (after {mine} ok on this thread): {e}"
+                        ));
                         c = Client::connect(addr);
                     }
                 }
@@ -235,7 +272,9 @@ fn twenty_reloads_under_keep_alive_load_fail_no_request() {
         }));
     }
     // Let the load start.
-    assert!(common::wait_until(Duration::from_secs(10), || done.load(Ordering::Relaxed) > 20));
+    assert!(common::wait_until(Duration::from_secs(10), || done
+        .load(Ordering::Relaxed)
+        > 20));
     for i in 1..=20 {
         gw.replace_config(&load_cfg(i, &a, &b));
         if i % 3 == 0 {
@@ -245,7 +284,9 @@ fn twenty_reloads_under_keep_alive_load_fail_no_request() {
     }
     // Some more load on the final config.
     let at_end = done.load(Ordering::Relaxed);
-    assert!(common::wait_until(Duration::from_secs(10), || done.load(Ordering::Relaxed) > at_end + 20));
+    assert!(common::wait_until(Duration::from_secs(10), || done
+        .load(Ordering::Relaxed)
+        > at_end + 20));
     stop.store(true, Ordering::Relaxed);
     let per_thread: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let failures = failures.lock().unwrap().clone();
@@ -254,10 +295,21 @@ fn twenty_reloads_under_keep_alive_load_fail_no_request() {
         "{} failed request(s) out of {} during 20 reloads:\n{}",
         failures.len(),
         done.load(Ordering::Relaxed) + failures.len() as u64,
-        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(per_thread.iter().all(|&n| n > 0), "a load thread made no progress: {per_thread:?}");
-    assert!(!a.requests().is_empty() && !b.requests().is_empty(), "both backends must have been used");
+    assert!(
+        per_thread.iter().all(|&n| n > 0),
+        "a load thread made no progress: {per_thread:?}"
+    );
+    assert!(
+        !a.requests().is_empty() && !b.requests().is_empty(),
+        "both backends must have been used"
+    );
     // The final config is the one served, on every core.
     for _ in 0..10 {
         assert!(serves(&gw, "gen20"));

@@ -58,7 +58,10 @@ impl RssSampler {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        (self.max.load(Ordering::Relaxed), self.samples.load(Ordering::Relaxed))
+        (
+            self.max.load(Ordering::Relaxed),
+            self.samples.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -108,7 +111,11 @@ fn a_large_upload_streams_with_flat_memory() {
     report("upload", n, started, max_kib, samples, baseline);
 
     assert_eq!(r.status, 200, "{:?}", r.body_str());
-    assert_eq!(r.body_str(), format!("{n} true"), "backend got (length, intact)");
+    assert_eq!(
+        r.body_str(),
+        format!("{n} true"),
+        "backend got (length, intact)"
+    );
     assert!(samples > 0, "no RSS sample taken");
     assert!(
         max_kib < RSS_LIMIT_KIB,
@@ -142,7 +149,11 @@ fn a_large_download_streams_with_flat_memory() {
 
     assert_eq!(r.status, 200);
     assert_eq!(r.body_len, n);
-    assert_eq!(check.first_bad(), None, "downloaded bytes differ from what the backend sent");
+    assert_eq!(
+        check.first_bad(),
+        None,
+        "downloaded bytes differ from what the backend sent"
+    );
     assert!(samples > 0, "no RSS sample taken");
     assert!(
         max_kib < RSS_LIMIT_KIB,

@@ -43,7 +43,11 @@ apis:
 
 /// Reads whatever arrives until the peer closes or `bound` passes, while `tick` is
 /// called every 250 ms (to trickle bytes).
-fn collect_while(c: &mut Client, bound: Duration, mut tick: impl FnMut(&mut Client)) -> (Vec<u8>, bool) {
+fn collect_while(
+    c: &mut Client,
+    bound: Duration,
+    mut tick: impl FnMut(&mut Client),
+) -> (Vec<u8>, bool) {
     let deadline = Instant::now() + bound;
     let mut data = Vec::new();
     while Instant::now() < deadline {
@@ -112,7 +116,10 @@ fn idle_keep_alive_connection_is_closed() {
     c.send(get_req("/echo/once"));
     assert_eq!(c.read_response().status, 200);
     let end = c.read_to_close(BOUND);
-    assert!(end.closed, "idle keep-alive connection still open after {BOUND:?} (keepAlive: 1s)");
+    assert!(
+        end.closed,
+        "idle keep-alive connection still open after {BOUND:?} (keepAlive: 1s)"
+    );
     assert!(
         end.data.is_empty(),
         "bytes sent on an idle keep-alive connection (a client would take them as the next response): {:?}",
@@ -139,7 +146,10 @@ fn stalled_request_body_is_cut_after_body_idle() {
     let mut c = Client::connect(gw.addr);
     c.send("POST /echo/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello");
     let end = c.read_to_close(BOUND);
-    assert!(end.closed, "client connection open {BOUND:?} after the body stalled (bodyIdle: 1s)");
+    assert!(
+        end.closed,
+        "client connection open {BOUND:?} after the body stalled (bodyIdle: 1s)"
+    );
     assert!(
         end.data.is_empty() || status_of(&end.data) == Some(408),
         "a stalled body may only be answered with 408: {:?}",
@@ -250,5 +260,11 @@ apis:
     let started = Instant::now();
     c.send(get_req("/hole/x"));
     let r = c.read_response();
-    assert_eq!(r.status, 504, "{:?} after {:?}", r.body_str(), started.elapsed());
+    assert_eq!(
+        r.status,
+        504,
+        "{:?} after {:?}",
+        r.body_str(),
+        started.elapsed()
+    );
 }

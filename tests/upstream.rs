@@ -53,14 +53,20 @@ fn sequential_requests_reuse_one_backend_connection() {
         1,
         "8 sequential requests used {} backend connections (requests per conn: {:?})",
         backend.conn_count(),
-        reqs.iter().map(|r| (r.conn, r.target.clone())).collect::<Vec<_>>()
+        reqs.iter()
+            .map(|r| (r.conn, r.target.clone()))
+            .collect::<Vec<_>>()
     );
 }
 
 #[test]
 fn a_backend_connection_marked_close_is_not_reused() {
     let backend = Backend::start(|r| {
-        Reply::SendAndClose(response(200, &[("Connection", "close")], r.target.as_bytes()))
+        Reply::SendAndClose(response(
+            200,
+            &[("Connection", "close")],
+            r.target.as_bytes(),
+        ))
     });
     let gw = gateway(&[api("close", &backend.url())]);
     for i in 0..3 {
@@ -118,7 +124,11 @@ fn get_is_retried_when_a_reused_connection_is_dropped() {
         "a GET on a pooled connection the backend dropped must be retried"
     );
     let reqs = backend.requests();
-    let tries: Vec<_> = reqs.iter().filter(|r| r.target == "/2").map(|r| r.conn).collect();
+    let tries: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.target == "/2")
+        .map(|r| r.conn)
+        .collect();
     assert_eq!(tries.len(), 2, "expected one retry: {tries:?}");
     assert_ne!(tries[0], tries[1], "the retry must use a new connection");
 }
@@ -136,7 +146,11 @@ fn post_is_not_retried_when_a_reused_connection_is_dropped() {
         .unwrap_or_else(|e| panic!("second POST: {e}"));
     assert_eq!(r.status, 502, "{:?}", r.body_str());
     std::thread::sleep(Duration::from_millis(200));
-    let sent: Vec<_> = backend.requests().into_iter().filter(|r| r.target == "/2").collect();
+    let sent: Vec<_> = backend
+        .requests()
+        .into_iter()
+        .filter(|r| r.target == "/2")
+        .collect();
     assert_eq!(sent.len(), 1, "a POST must not be sent twice");
     assert_eq!(backend.conn_count(), 1, "no second connection for the POST");
 }
@@ -167,12 +181,30 @@ fn refused_backend_is_502_and_the_gateway_keeps_serving() {
 fn malformed_backend_responses_are_502() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("not HTTP", b"NOT HTTP AT ALL\r\n\r\n".to_vec()),
-        ("bad protocol name", b"HTPT/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
-        ("four-digit status", b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
-        ("non-numeric Content-Length", b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n".to_vec()),
-        ("conflicting Content-Length", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".to_vec()),
-        ("header without colon", b"HTTP/1.1 200 OK\r\nBadHeader\r\nContent-Length: 0\r\n\r\n".to_vec()),
-        ("NUL in a header", b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        (
+            "bad protocol name",
+            b"HTPT/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        (
+            "four-digit status",
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        (
+            "non-numeric Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        ),
+        (
+            "conflicting Content-Length",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".to_vec(),
+        ),
+        (
+            "header without colon",
+            b"HTTP/1.1 200 OK\r\nBadHeader\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        (
+            "NUL in a header",
+            b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
         ("head cut short", b"HTTP/1.1 200 OK\r\nContent-Le".to_vec()),
         ("nothing at all", Vec::new()),
     ];

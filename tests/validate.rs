@@ -124,7 +124,8 @@ apis:
 #[test]
 fn an_unknown_field_is_an_error() {
     let dir = TempDir::new();
-    let doc = "apis:\n  - id: a\n    path: a\n    serviceUrl: http://127.0.0.1:9000\n    bogusField: 1\n";
+    let doc =
+        "apis:\n  - id: a\n    path: a\n    serviceUrl: http://127.0.0.1:9000\n    bogusField: 1\n";
     let (ok, out) = validate(&dir.write("bad.yaml", doc));
     assert!(!ok, "{out}");
     assert!(out.contains("bogusField"), "{out}");
@@ -155,7 +156,14 @@ fn the_gateway_refuses_to_start_on_a_bad_document() {
         "apis:\n  - id: a\n    path: a\n    operations:\n      - { id: x, method: GET, urlTemplate: \"nope\" }\n",
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["gateway", "--listen", "127.0.0.1:0", "--cores", "1", "--config"])
+        .args([
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--cores",
+            "1",
+            "--config",
+        ])
         .arg(&path)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -181,5 +189,8 @@ fn the_gateway_refuses_to_start_on_a_bad_document() {
     let status = status.expect("the gateway kept running on a bad document");
     assert!(!status.success(), "exit 0 on a bad document");
     assert!(!stdout.contains(LISTENING_PREFIX), "it listened: {stdout}");
-    assert!(stderr.contains("apis[0].operations[0].urlTemplate"), "{stderr}");
+    assert!(
+        stderr.contains("apis[0].operations[0].urlTemplate"),
+        "{stderr}"
+    );
 }

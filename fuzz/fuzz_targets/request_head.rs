@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(*consumed > 0);
     }
     // One prefix, chosen from the data itself so the fuzzer can steer it.
-    let cut = data.first().map_or(0, |&b| usize::from(b) * data.len() / 256);
+    let cut = data
+        .first()
+        .map_or(0, |&b| usize::from(b) * data.len() / 256);
     match parse_request_head(&data[..cut], &limits) {
         Ok(None) => {}
         prefix => assert_eq!(prefix, whole, "prefix of {cut} bytes"),

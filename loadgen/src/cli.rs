@@ -136,7 +136,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" | "µs" => 1e-6,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("bad duration unit in {s:?} (use us, ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "bad duration unit in {s:?} (use us, ms, s, m or h)"
+            ))
+        }
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e9 {

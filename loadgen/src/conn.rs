@@ -71,6 +71,9 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
+/// Carries `(thread, interval index, histogram)` to the main thread for `--hdr-log`.
+pub type IntervalSender = mpsc::Sender<(usize, u64, Histogram<u64>)>;
+
 /// State shared by all threads; touched only at start, at the end, and by the
 /// watchdogs a few times a second.
 pub struct Shared {
@@ -84,13 +87,13 @@ pub struct Shared {
     /// Completed responses per thread, for the progress line.
     pub progress: Vec<AtomicU64>,
     /// Interval histograms for `--hdr-log`: (thread, interval index, histogram).
-    pub intervals: Mutex<Option<mpsc::Sender<(usize, u64, Histogram<u64>)>>>,
+    pub intervals: Mutex<Option<IntervalSender>>,
     /// Threads that have returned (or panicked).
     pub finished: AtomicUsize,
 }
 
 impl Shared {
-    pub fn new(threads: usize, intervals: Option<mpsc::Sender<(usize, u64, Histogram<u64>)>>) -> Self {
+    pub fn new(threads: usize, intervals: Option<IntervalSender>) -> Self {
         Shared {
             start: OnceLock::new(),
             barrier: Barrier::new(threads),
@@ -234,7 +237,9 @@ pub async fn run_thread(
                 .rate
                 .map(|r| Schedule::new(start, r, t.cfg.connections, index));
             glommio::spawn_local(async move {
-                Connection::new(t.clone(), index, schedule).run(transport).await;
+                Connection::new(t.clone(), index, schedule)
+                    .run(transport)
+                    .await;
                 t.live.set(t.live.get() - 1);
             })
         })
@@ -244,8 +249,7 @@ pub async fn run_thread(
     }
     t.stop.set(true);
     watchdog.await;
-    let stats = t.stats.replace(Stats::new());
-    stats
+    t.stats.replace(Stats::new())
 }
 
 /// Per-thread state shared by its connection tasks (single-threaded: `Cell`s).
@@ -603,7 +607,10 @@ impl Connection {
             }
         };
         if self.t.recording(p.intended) {
-            self.t.stats.borrow_mut().error(ErrorKind::Connect, || message);
+            self.t
+                .stats
+                .borrow_mut()
+                .error(ErrorKind::Connect, || message);
         }
     }
 
@@ -621,7 +628,8 @@ impl Connection {
             let target = &self.t.targets[self.target];
             for p in self.pending.iter_mut() {
                 p.sent = now;
-                self.wbuf.extend_from_slice(&target.requests[p.request].bytes);
+                self.wbuf
+                    .extend_from_slice(&target.requests[p.request].bytes);
             }
             if let Err(e) = tr.write_all(&self.wbuf).await {
                 return self.failed(ErrorKind::Reset, &e);
@@ -665,7 +673,11 @@ impl Connection {
 
             // Read; in open loop with a free pipeline slot, also wake for the next send.
             let read = if open_loop && self.pending.len() < pipeline && !self.t.exhausted() {
-                let when = self.schedule.as_ref().map(Schedule::next).expect("open loop");
+                let when = self
+                    .schedule
+                    .as_ref()
+                    .map(Schedule::next)
+                    .expect("open loop");
                 let rbuf = &mut self.rbuf[filled..];
                 let reading = async { Some(tr.read(rbuf).await) };
                 let waiting = async {
@@ -745,8 +757,9 @@ impl Connection {
             if filled == self.rbuf.len() {
                 if self.rbuf.len() >= MAX_READ_BUF {
                     let p = self.pending.pop_front().expect("a head is in progress");
-                    self.t
-                        .error(&p, ErrorKind::Malformed, || "response head too large".to_string());
+                    self.t.error(&p, ErrorKind::Malformed, || {
+                        "response head too large".to_string()
+                    });
                     return End::Reconnect;
                 }
                 self.rbuf.resize(self.rbuf.len() * 2, 0);
@@ -812,7 +825,10 @@ impl Connection {
                     let (kind, what) = if timed_out {
                         (ErrorKind::Timeout, "no response within the timeout")
                     } else {
-                        (ErrorKind::Closed, "connection closed before the response was complete")
+                        (
+                            ErrorKind::Closed,
+                            "connection closed before the response was complete",
+                        )
                     };
                     self.t.error(&p, kind, || what.to_string());
                 }
@@ -868,7 +884,10 @@ mod tests {
                 s.advance();
             }
             // One second of schedule per connection is 250 requests.
-            assert_eq!(s.next().duration_since(start).as_nanos() as u64, 1_000_000_000 + i as u64 * 1_000_000);
+            assert_eq!(
+                s.next().duration_since(start).as_nanos() as u64,
+                1_000_000_000 + i as u64 * 1_000_000
+            );
         }
         all.sort_unstable();
         // Together: one request every millisecond, exactly.

@@ -148,7 +148,9 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
             Ok((_, k, h)) => intervals.add(k, h),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // No --hdr-log: nothing will ever come; just wait.
-            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(50)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
         }
         if shared.finished.load(Ordering::Acquire) == threads {
             break;
@@ -283,7 +285,7 @@ fn plan_targets(args: &RunArgs) -> anyhow::Result<Vec<Target>> {
         };
         let target = Target {
             addr,
-            label: addr.to_string(),
+            label: authority.clone(),
             tls,
             requests: vec![prepared],
         };
@@ -308,8 +310,16 @@ fn show_progress(shared: &Shared, cfg: &RunConfig) {
         .map(|p| p.load(Ordering::Relaxed))
         .sum();
     let elapsed = start.elapsed();
-    let measured = elapsed.saturating_sub(cfg.warmup).as_secs_f64();
-    let phase = if elapsed < cfg.warmup { "warm-up " } else { "" };
+    if elapsed < cfg.warmup {
+        eprint!(
+            "\r\x1b[2Kwarm-up {:.1}s / {:.1}s",
+            elapsed.as_secs_f64(),
+            cfg.warmup.as_secs_f64()
+        );
+        let _ = std::io::stderr().flush();
+        return;
+    }
+    let measured = (elapsed - cfg.warmup).as_secs_f64();
     let of = match (cfg.duration, cfg.requests) {
         (Some(d), _) => format!(" / {:.0}s", d.as_secs_f64()),
         (None, Some(n)) => format!(", {} of {}", report::group(done), report::group(n)),
@@ -321,8 +331,7 @@ fn show_progress(shared: &Shared, cfg: &RunConfig) {
         0.0
     };
     eprint!(
-        "\r\x1b[2K{phase}{:.1}s{of}  {} responses  {} req/s",
-        measured,
+        "\r\x1b[2K{measured:.1}s{of}  {} responses  {} req/s",
         report::group(done),
         report::group(rps as u64)
     );
@@ -345,7 +354,10 @@ impl IntervalMerger {
     }
 
     fn add(&mut self, k: u64, h: Histogram<u64>) {
-        let entry = self.pending.entry(k).or_insert_with(|| (0, new_histogram()));
+        let entry = self
+            .pending
+            .entry(k)
+            .or_insert_with(|| (0, new_histogram()));
         entry.0 += 1;
         let _ = entry.1.add(&h);
     }
@@ -375,11 +387,11 @@ fn begin_log<'a, 'b>(
     record_start: Instant,
 ) -> anyhow::Result<IntervalLogWriter<'a, 'b, std::fs::File, V2Serializer>> {
     let now = SystemTime::now();
-    let start = now
-        .checked_sub(record_start.elapsed())
-        .unwrap_or(now);
+    let start = now.checked_sub(record_start.elapsed()).unwrap_or(now);
     let mut writer = IntervalLogWriterBuilder::new()
-        .add_comment("loadgen interval log: corrected latency in nanoseconds, one histogram per second")
+        .add_comment(
+            "loadgen interval log: corrected latency in nanoseconds, one histogram per second",
+        )
         .with_start_time(start)
         .with_base_time(start)
         .with_max_value_divisor(1e6)

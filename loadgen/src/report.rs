@@ -85,12 +85,17 @@ impl Summary<'_> {
         let _ = writeln!(o, "Target      {}", self.urls.join(" "));
         let _ = writeln!(
             o,
-            "Load        {} connections on {} thread{}, {mode}{pipe}",
+            "Load        {} connection{} on {} thread{}, {mode}{pipe}",
             self.connections,
+            if self.connections == 1 { "" } else { "s" },
             self.threads,
             if self.threads == 1 { "" } else { "s" }
         );
-        let _ = writeln!(o, "Duration    {}", fmt_duration_s(self.duration.as_secs_f64()));
+        let _ = writeln!(
+            o,
+            "Duration    {}",
+            fmt_duration_s(self.duration.as_secs_f64())
+        );
         let _ = writeln!(o);
         let _ = writeln!(
             o,
@@ -171,7 +176,12 @@ impl Summary<'_> {
                 let label = if first { "Errors" } else { "" };
                 first = false;
                 let sample = s.error_samples[kind as usize].as_deref().unwrap_or("");
-                let _ = writeln!(o, "{label:<11} {:<10} {:>10}   {sample}", kind.name(), group(n));
+                let _ = writeln!(
+                    o,
+                    "{label:<11} {:<10} {:>10}   {sample}",
+                    kind.name(),
+                    group(n)
+                );
             }
         }
         o
@@ -253,7 +263,11 @@ pub fn group(n: u64) -> String {
 
 fn group_f(v: f64) -> String {
     let whole = v.trunc() as u64;
-    format!("{}.{}", group(whole), ((v - v.trunc()) * 10.0).floor() as u64)
+    format!(
+        "{}.{}",
+        group(whole),
+        ((v - v.trunc()) * 10.0).floor() as u64
+    )
 }
 
 #[cfg(test)]
@@ -306,9 +320,14 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
-        for key in ["p50", "p90", "p99", "p999", "p9999", "max", "mean", "stdev", "min"] {
+        for key in [
+            "p50", "p90", "p99", "p999", "p9999", "max", "mean", "stdev", "min",
+        ] {
             assert!(v["latency_us"][key].is_f64(), "latency_us.{key}");
-            assert!(v["latency_uncorrected_us"][key].is_f64(), "uncorrected {key}");
+            assert!(
+                v["latency_uncorrected_us"][key].is_f64(),
+                "uncorrected {key}"
+            );
         }
         for key in ["connect", "timeout", "reset", "malformed", "closed"] {
             assert!(v["errors"][key].is_u64(), "errors.{key}");

@@ -67,7 +67,9 @@ pub fn prepare(
         out.extend_from_slice(b"\r\n");
     }
     if !has("user-agent") {
-        out.extend_from_slice(concat!("User-Agent: loadgen/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes());
+        out.extend_from_slice(
+            concat!("User-Agent: loadgen/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+        );
     }
     for (k, v) in headers {
         out.extend_from_slice(k.as_bytes());

@@ -513,7 +513,12 @@ mod tests {
         let whole = drive(&[raw], no_body);
         for i in 0..=raw.len() {
             let split = drive(&[&raw[..i], &raw[i..]], no_body);
-            assert_eq!(split, whole, "split at {i} of {:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                split,
+                whole,
+                "split at {i} of {:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let bytes: Vec<&[u8]> = raw.chunks(1).collect();
         assert_eq!(drive(&bytes, no_body), whole, "byte by byte");
@@ -559,7 +564,9 @@ mod tests {
         let mut raw = Vec::new();
         // (204 would have no body whatever its Content-Length: see head_204_304.)
         for (i, code) in [200, 201, 202, 203, 206].into_iter().enumerate() {
-            raw.extend_from_slice(format!("HTTP/1.1 {code} OK\r\nContent-Length: {i}\r\n\r\n").as_bytes());
+            raw.extend_from_slice(
+                format!("HTTP/1.1 {code} OK\r\nContent-Length: {i}\r\n\r\n").as_bytes(),
+            );
             raw.extend(std::iter::repeat_n(b'x', i));
         }
         let out = check_splits(&raw, &[]).unwrap();
@@ -609,7 +616,11 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        let out = check_splits(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &[]).unwrap();
+        let out = check_splits(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            &[],
+        )
+        .unwrap();
         assert!(!out.responses[0].keep_alive);
         let out = check_splits(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &[]).unwrap();
         assert!(!out.responses[0].keep_alive);
@@ -619,7 +630,11 @@ mod tests {
         )
         .unwrap();
         assert!(out.responses[0].keep_alive);
-        let out = check_splits(b"HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\nContent-Length: 0\r\n\r\n", &[]).unwrap();
+        let out = check_splits(
+            b"HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\nContent-Length: 0\r\n\r\n",
+            &[],
+        )
+        .unwrap();
         assert!(!out.responses[0].keep_alive);
     }
 
@@ -633,8 +648,17 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r",
         ] {
             let out = check_splits(raw, &[]).unwrap();
-            assert!(out.responses.is_empty(), "{:?}", String::from_utf8_lossy(raw));
-            assert_eq!(out.eof, Eof::Truncated, "{:?}", String::from_utf8_lossy(raw));
+            assert!(
+                out.responses.is_empty(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+            assert_eq!(
+                out.eof,
+                Eof::Truncated,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
         // A good response followed by a cut one: exactly one counted.
         let out = check_splits(
@@ -674,7 +698,11 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;a\x01\r\nabc\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\rXabc\r\n",
         ] {
-            assert!(is_malformed(raw), "{:?} should be malformed", String::from_utf8_lossy(raw));
+            assert!(
+                is_malformed(raw),
+                "{:?} should be malformed",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 

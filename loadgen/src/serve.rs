@@ -33,7 +33,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow!("bad --listen address {:?}", args.listen))?;
     if args.body_size > 1 << 30 {
-        bail!("--body-size {} is too large (at most 1 GiB)", args.body_size);
+        bail!(
+            "--body-size {} is too large (at most 1 GiB)",
+            args.body_size
+        );
     }
 
     // Bind once here to learn the real port when asked for port 0. The socket does not
@@ -80,8 +83,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 loop {
                     match listener.accept().await {
                         Ok(stream) => {
-                            glommio::spawn_local(serve_connection(stream, responses.clone(), delay))
-                                .detach();
+                            glommio::spawn_local(serve_connection(
+                                stream,
+                                responses.clone(),
+                                delay,
+                            ))
+                            .detach();
                         }
                         // Out of descriptors and the like: back off, keep serving.
                         Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
@@ -151,9 +158,10 @@ impl Responses {
                 make("Connection: keep-alive\r\n", false),
                 make("Connection: keep-alive\r\n", true),
             ],
-            bad_request: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                .to_vec()
-                .into_boxed_slice(),
+            bad_request:
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec()
+                    .into_boxed_slice(),
         }
     }
 
@@ -171,8 +179,14 @@ impl Responses {
 enum Reading {
     Head,
     /// Skipping a body; the response (by variant index) goes out when it ends.
-    Length { remaining: u64, response: usize },
-    Chunked { decoder: ChunkedDecoder, response: usize },
+    Length {
+        remaining: u64,
+        response: usize,
+    },
+    Chunked {
+        decoder: ChunkedDecoder,
+        response: usize,
+    },
 }
 
 /// What a parsed head asks for.
@@ -223,7 +237,10 @@ async fn serve_connection(mut stream: TcpStream, responses: Rc<Responses>, delay
         };
         while !close {
             match &mut reading {
-                Reading::Length { remaining, response } => {
+                Reading::Length {
+                    remaining,
+                    response,
+                } => {
                     let take = (*remaining).min((filled - pos) as u64);
                     *remaining -= take;
                     pos += take as usize;
@@ -302,7 +319,10 @@ async fn serve_connection(mut stream: TcpStream, responses: Rc<Responses>, delay
             if !delay.is_zero() {
                 glommio::timer::sleep(delay).await;
             }
-            if write_due(&mut stream, &responses, due, single, &out).await.is_err() {
+            if write_due(&mut stream, &responses, due, single, &out)
+                .await
+                .is_err()
+            {
                 return;
             }
         } else if send_continue
@@ -412,19 +432,27 @@ mod tests {
         let r = Responses::build(30);
         let get = &r.variants[0];
         assert!(get.ends_with(b"\r\n\r\nHello world\nHello world\nHello "));
-        assert!(std::str::from_utf8(get).unwrap().contains("Content-Length: 30\r\n"));
+        assert!(std::str::from_utf8(get)
+            .unwrap()
+            .contains("Content-Length: 30\r\n"));
         assert!(!r.variants[1].ends_with(b"Hello "));
-        assert!(std::str::from_utf8(&r.variants[2]).unwrap().contains("Connection: close"));
+        assert!(std::str::from_utf8(&r.variants[2])
+            .unwrap()
+            .contains("Connection: close"));
     }
 
     #[test]
     fn request_heads() {
-        let h = parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let h = parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(!h.close);
         assert!(matches!(h.body, Body::None));
         assert_eq!(h.response, 0);
 
-        let h = parse_request_head(b"HEAD / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        let h = parse_request_head(b"HEAD / HTTP/1.0\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(h.close);
         assert_eq!(h.response, Responses::index(Persistence::Close, true));
 
@@ -438,8 +466,13 @@ mod tests {
             .unwrap();
         assert!(matches!(h.body, Body::Chunked));
 
-        assert!(parse_request_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());
-        assert!(parse_request_head(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert!(parse_request_head(b"GET / HTTP/1.1\r\nHost")
+            .unwrap()
+            .is_none());
+        assert!(parse_request_head(
+            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .is_err());
         assert!(parse_request_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").is_err());
         assert!(parse_request_head(b"\x01garbage\r\n\r\n").is_err());
     }

@@ -185,11 +185,17 @@ mod tests {
         assert_eq!(m.bytes, 42);
         assert_eq!(m.corrected.len(), 2000);
         assert_eq!(m.uncorrected.len(), 2000);
-        assert_eq!(m.statuses().collect::<Vec<_>>(), vec![(200, 1000), (503, 1000)]);
+        assert_eq!(
+            m.statuses().collect::<Vec<_>>(),
+            vec![(200, 1000), (503, 1000)]
+        );
         assert_eq!(m.error_count(ErrorKind::Timeout), 2);
         assert_eq!(m.error_count(ErrorKind::Connect), 1);
         assert_eq!(m.total_errors(), 3);
-        assert_eq!(m.error_samples[ErrorKind::Timeout as usize].as_deref(), Some("first"));
+        assert_eq!(
+            m.error_samples[ErrorKind::Timeout as usize].as_deref(),
+            Some("first")
+        );
         // The median sits between the two halves; max comes from b.
         let p50 = m.corrected.value_at_quantile(0.5);
         assert!((990_000..=1_010_000).contains(&p50), "p50 {p50}");

@@ -11,7 +11,9 @@ use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -62,16 +64,22 @@ impl TlsStream {
             inbuf: vec![0; 16 * 1024 + 512].into_boxed_slice(),
             outbuf: Vec::with_capacity(16 * 1024 + 512),
         };
-        while s.conn.is_handshaking() {
+        loop {
             if s.conn.wants_write() {
                 s.flush().await?;
-            } else if s.conn.wants_read() {
-                if s.fill().await? == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed during the TLS handshake",
-                    ));
-                }
+                continue;
+            }
+            if !s.conn.is_handshaking() {
+                break;
+            }
+            if !s.conn.wants_read() {
+                return Err(io::Error::other("TLS handshake stalled"));
+            }
+            if s.fill().await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during the TLS handshake",
+                ));
             }
         }
         s.flush().await?;
@@ -165,7 +173,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -174,7 +187,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -192,6 +210,9 @@ mod tests {
         assert_eq!(secure.alpn_protocols, vec![b"http/1.1".to_vec()]);
         client_config(true).unwrap();
         assert!(server_name("example.com").is_ok());
-        assert!(matches!(server_name("127.0.0.1").unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(
+            server_name("127.0.0.1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
     }
 }

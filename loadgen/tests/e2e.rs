@@ -143,7 +143,9 @@ fn open_loop_holds_the_rate() {
     let (_server, port) = serve(&[]);
     let url = format!("http://127.0.0.1:{port}/");
     let out = loadgen(
-        &["-R", "2000", "-d", "2s", "-c", "8", "-t", "1", "--json", &url],
+        &[
+            "-R", "2000", "-d", "2s", "-c", "8", "-t", "1", "--json", &url,
+        ],
         MIN,
     );
     assert!(out.status.success(), "{}", out.stderr);
@@ -163,7 +165,9 @@ fn open_loop_corrects_for_a_slow_server() {
     let (_server, port) = serve(&["--delay", "50"]);
     let url = format!("http://127.0.0.1:{port}/");
     let out = loadgen(
-        &["-R", "100", "-d", "1s", "-c", "1", "-t", "1", "--json", &url],
+        &[
+            "-R", "100", "-d", "1s", "-c", "1", "-t", "1", "--json", &url,
+        ],
         MIN,
     );
     assert!(out.status.success(), "{}", out.stderr);
@@ -171,7 +175,10 @@ fn open_loop_corrects_for_a_slow_server() {
     let corrected = v["latency_us"]["max"].as_f64().unwrap();
     let uncorrected = v["latency_uncorrected_us"]["max"].as_f64().unwrap();
     assert!(uncorrected < 150_000.0, "uncorrected max {uncorrected}");
-    assert!(corrected > 2.0 * uncorrected, "corrected {corrected} vs {uncorrected}");
+    assert!(
+        corrected > 2.0 * uncorrected,
+        "corrected {corrected} vs {uncorrected}"
+    );
 }
 
 #[test]
@@ -179,7 +186,18 @@ fn pipelining_is_exact() {
     let (_server, port) = serve(&[]);
     let url = format!("http://127.0.0.1:{port}/");
     let out = loadgen(
-        &["--pipeline", "4", "-n", "400", "-c", "3", "-t", "1", "--json", &url],
+        &[
+            "--pipeline",
+            "4",
+            "-n",
+            "400",
+            "-c",
+            "3",
+            "-t",
+            "1",
+            "--json",
+            &url,
+        ],
         MIN,
     );
     assert!(out.status.success(), "{}", out.stderr);
@@ -201,7 +219,18 @@ fn several_urls_and_head() {
     assert!(v["bytes"].as_u64().unwrap() >= 90 * 100_000);
     // HEAD: the Content-Length says 100000 but no body follows.
     let out = loadgen(
-        &["-m", "HEAD", "--pipeline", "3", "-n", "60", "-c", "2", "--json", &a],
+        &[
+            "-m",
+            "HEAD",
+            "--pipeline",
+            "3",
+            "-n",
+            "60",
+            "-c",
+            "2",
+            "--json",
+            &a,
+        ],
         MIN,
     );
     assert!(out.status.success(), "{}", out.stderr);
@@ -215,10 +244,23 @@ fn several_urls_and_head() {
 fn human_summary_is_printed() {
     let (_server, port) = serve(&[]);
     let url = format!("http://127.0.0.1:{port}/");
-    let out = loadgen(&["-d", "300ms", "-c", "2", "--latency-uncorrected", &url], MIN);
+    let out = loadgen(
+        &["-d", "300ms", "-c", "2", "--latency-uncorrected", &url],
+        MIN,
+    );
     assert!(out.status.success(), "{}", out.stderr);
-    for needle in ["Requests", "p99.9", "uncorrected", "200: ", "Errors      none"] {
-        assert!(out.stdout.contains(needle), "{needle} missing from\n{}", out.stdout);
+    for needle in [
+        "Requests",
+        "p99.9",
+        "uncorrected",
+        "200: ",
+        "Errors      none",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "{needle} missing from\n{}",
+            out.stdout
+        );
     }
     // Not a terminal: no progress line.
     assert!(out.stderr.is_empty(), "{}", out.stderr);
@@ -230,7 +272,10 @@ fn hdr_log_is_written() {
     let url = format!("http://127.0.0.1:{port}/");
     let path = std::env::temp_dir().join(format!("loadgen-test-{}.hlog", std::process::id()));
     let p = path.to_str().unwrap();
-    let out = loadgen(&["-d", "2s", "-c", "2", "--hdr-log", p, "--json", &url], MIN);
+    let out = loadgen(
+        &["-d", "2s", "-c", "2", "--hdr-log", p, "--json", &url],
+        MIN,
+    );
     assert!(out.status.success(), "{}", out.stderr);
     let log = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_file(&path);
@@ -363,7 +408,18 @@ fn post_body_reaches_the_server() {
     });
     let url = format!("http://127.0.0.1:{}/", b.port);
     let out = loadgen(
-        &["-m", "POST", "--body", "hello world", "-n", "200", "-c", "4", "--json", &url],
+        &[
+            "-m",
+            "POST",
+            "--body",
+            "hello world",
+            "-n",
+            "200",
+            "-c",
+            "4",
+            "--json",
+            &url,
+        ],
         MIN,
     );
     assert!(out.status.success(), "{}", out.stderr);
@@ -379,8 +435,18 @@ fn post_body_reaches_the_server() {
     let url = format!("http://127.0.0.1:{port}/upload");
     let out = loadgen(
         &[
-            "-m", "PUT", "--body-file", path.to_str().unwrap(), "--pipeline", "2", "-n", "100",
-            "-c", "2", "--json", &url,
+            "-m",
+            "PUT",
+            "--body-file",
+            path.to_str().unwrap(),
+            "--pipeline",
+            "2",
+            "-n",
+            "100",
+            "-c",
+            "2",
+            "--json",
+            &url,
         ],
         MIN,
     );
@@ -417,7 +483,8 @@ fn closed_mid_response_counts_errors_exactly() {
 
 #[test]
 fn connection_close_chunked_and_until_close_responses() {
-    let b = backend(|k, _| match k % 3 {
+    let b = backend(|k, _| {
+        match k % 3 {
         0 => Reply::SendAndClose(
             b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok".to_vec(),
         ),
@@ -426,13 +493,17 @@ fn connection_close_chunked_and_until_close_responses() {
                 .to_vec(),
         ),
         _ => Reply::SendAndClose(b"HTTP/1.0 202 Accepted\r\n\r\nbody until close".to_vec()),
+    }
     });
     let url = format!("http://127.0.0.1:{}/", b.port);
     let out = loadgen(&["-n", "150", "-c", "3", "--json", &url], MIN);
     assert!(out.status.success(), "{}", out.stderr);
     let v = out.json();
     assert_eq!(v["requests"], 150);
-    assert_eq!(v["status"], serde_json::json!({"200": 50, "201": 50, "202": 50}));
+    assert_eq!(
+        v["status"],
+        serde_json::json!({"200": 50, "201": 50, "202": 50})
+    );
     assert_no_errors(&v);
 }
 

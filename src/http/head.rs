@@ -119,16 +119,7 @@ pub(crate) fn scan_head(
                 ))
             }
             (Scan::Field, CR) => Scan::FieldCr,
-            (Scan::LineStart | Scan::Field, _) => {
-                // Hot loop: skip the ordinary bytes of a field line at once.
-                let rest = buf.get(i + 1..max_head.min(buf.len())).unwrap_or(&[]);
-                let run = rest
-                    .iter()
-                    .position(|&c| !matches!(CLASS[usize::from(c)], ORD | WS))
-                    .unwrap_or(rest.len());
-                i += run;
-                Scan::Field
-            }
+            (Scan::LineStart | Scan::Field, _) => Scan::Field,
             (Scan::FieldCr, _) => Scan::LineStart,
             (Scan::FinalCr, _) => {
                 return Ok(Some(HeadSpan {
@@ -138,12 +129,52 @@ pub(crate) fn scan_head(
                 }))
             }
         };
-        if state == Scan::StartLine && i.saturating_sub(start) >= max_line {
-            return Err(ParseError::RequestLineTooLong);
-        }
-        i += 1;
+        // Inside a line, runs of ordinary bytes change nothing: skip them a
+        // word at a time, but never past a limit, so the limit checks still
+        // see the byte that crosses it.
+        let limit = buf.len().min(max_head);
+        i = match state {
+            Scan::StartLine => {
+                if i.saturating_sub(start) >= max_line {
+                    return Err(ParseError::RequestLineTooLong);
+                }
+                skip_ordinary(buf, i + 1, limit.min(start.saturating_add(max_line)))
+            }
+            Scan::Field => skip_ordinary(buf, i + 1, limit),
+            _ => i + 1,
+        };
     }
     Ok(None)
+}
+
+/// The index of the first byte in `buf[from..end]` that is a CR, LF or other
+/// control byte (HTAB aside) or DEL, or `end` when there is none (or `from`
+/// when `from >= end`). Eight bytes at a time with the SWAR "has a byte less
+/// than n" and "has a zero byte" tricks; a word that may hold one (HTAB sets the
+/// first test off too) is finished byte by byte.
+fn skip_ordinary(buf: &[u8], mut from: usize, end: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while from.saturating_add(8) <= end {
+        let Some(Ok(word)) = buf.get(from..from + 8).map(<[u8; 8]>::try_from) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word);
+        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+        let d = x ^ (LO * 0x7f);
+        let del = d.wrapping_sub(LO) & !d & HI;
+        if below_space | del != 0 {
+            break;
+        }
+        from += 8;
+    }
+    while from < end {
+        match buf.get(from) {
+            Some(&b) if matches!(CLASS[usize::from(b)], ORD | WS) => from += 1,
+            _ => break,
+        }
+    }
+    from
 }
 
 /// How many httparse header slots fit on the stack; beyond, a Vec.
@@ -463,6 +494,25 @@ mod tests {
             scan_head(b"\r\n\r\n\r\n\r\n\r\n", 100, 8),
             Err(ParseError::HeadersTooLarge)
         );
+    }
+
+    #[test]
+    fn skip_ordinary_stops_at_specials() {
+        let mut line = b"0123456789abcdef0123456789abcdef".to_vec();
+        assert_eq!(skip_ordinary(&line, 0, line.len()), line.len());
+        assert_eq!(skip_ordinary(&line, 3, 20), 20);
+        assert_eq!(skip_ordinary(&line, 20, 3), 20);
+        for special in [b'\r', b'\n', 0u8, 0x1f, 0x7f] {
+            for at in 0..line.len() {
+                let keep = line[at];
+                line[at] = special;
+                assert_eq!(skip_ordinary(&line, 0, line.len()), at, "{special} at {at}");
+                line[at] = keep;
+            }
+        }
+        // HTAB, SP and obs-text are ordinary.
+        let mixed = b"a\tb c\x80\xff\x7e d\te\tf\tg\th\x20\r";
+        assert_eq!(skip_ordinary(mixed, 0, mixed.len()), mixed.len() - 1);
     }
 
     #[test]

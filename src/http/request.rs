@@ -115,7 +115,7 @@ fn build(
     version: Version,
     parsed: &[httparse::Header<'_>],
 ) -> Result<RequestHead, ParseError> {
-    let target = parse_target(method, raw_target.as_bytes())?;
+    let target = parse_target(method, raw_target)?;
     let fields = head::collect_fields(parsed, version)?;
 
     // Host (RFC 9112 3.2, RFC 9110 7.2): exactly one on HTTP/1.1, at most one
@@ -135,6 +135,7 @@ fn build(
         }
         _ => {}
     }
+    // A valid authority is ASCII, so this never loses anything.
     let field_host = || String::from_utf8_lossy(host_field.unwrap_or(&[])).to_ascii_lowercase();
     let (target, host) = match target {
         Target::Origin(t) => (t, field_host()),
@@ -189,11 +190,11 @@ fn build(
 
 /// RFC 9112 3.2: origin-form, absolute-form (http/https only) or asterisk-form
 /// (OPTIONS only). Authority-form (CONNECT) is not served by a gateway.
-fn parse_target(method: &str, t: &[u8]) -> Result<Target, ParseError> {
-    match t {
+fn parse_target(method: &str, t: &str) -> Result<Target, ParseError> {
+    match t.as_bytes() {
         [b'/', ..] => {
-            if valid_target_bytes(t) {
-                Ok(Target::Origin(String::from_utf8_lossy(t).into_owned()))
+            if valid_target_bytes(t.as_bytes()) {
+                Ok(Target::Origin(t.to_owned()))
             } else {
                 Err(ParseError::Invalid("invalid request-target"))
             }
@@ -206,30 +207,28 @@ fn parse_target(method: &str, t: &[u8]) -> Result<Target, ParseError> {
 
 /// absolute-form = absolute-URI (RFC 9112 3.2.2), limited to
 /// `http[s]://authority[path-abempty][?query]`.
-fn parse_absolute(t: &[u8]) -> Result<Target, ParseError> {
+fn parse_absolute(t: &str) -> Result<Target, ParseError> {
     const BAD: ParseError = ParseError::Invalid("invalid request-target");
-    let rest = strip_prefix_ignore_case(t, b"http://")
-        .or_else(|| strip_prefix_ignore_case(t, b"https://"))
+    let rest = strip_prefix_ignore_case(t, "http://")
+        .or_else(|| strip_prefix_ignore_case(t, "https://"))
         .ok_or(BAD)?;
-    let end = rest
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-        .unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if !valid_authority(authority) || !valid_target_bytes(path) {
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    if !valid_authority(authority.as_bytes()) || !valid_target_bytes(path.as_bytes()) {
         return Err(BAD);
     }
     // RFC 9112 3.2.1: an empty path is sent as "/".
-    let mut target = String::with_capacity(path.len() + 1);
-    if path.first() != Some(&b'/') {
+    let target = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        let mut target = String::with_capacity(path.len() + 1);
         target.push('/');
-    }
-    target.push_str(&String::from_utf8_lossy(path));
-    let authority = String::from_utf8_lossy(authority).to_ascii_lowercase();
-    Ok(Target::Absolute(target, authority))
+        target.push_str(path);
+        target
+    };
+    Ok(Target::Absolute(target, authority.to_ascii_lowercase()))
 }
 
-fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     if head.eq_ignore_ascii_case(prefix) {
         s.get(prefix.len()..)

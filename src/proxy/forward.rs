@@ -47,7 +47,12 @@ pub async fn forward(
 
     if head.expect_continue && head.body != BodyKind::Empty {
         // The gateway gives the go-ahead itself and streams the body when it comes.
-        if client.conn.send(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+        if client
+            .conn
+            .send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+        {
             return Next::Close;
         }
     }
@@ -66,8 +71,12 @@ pub async fn forward(
             {
                 Ok(up) => up,
                 Err(ConnectError::Timeout) => {
-                    return local(client, Failure::GatewayTimeout("Backend connect timeout"), false)
-                        .await
+                    return local(
+                        client,
+                        Failure::GatewayTimeout("Backend connect timeout"),
+                        false,
+                    )
+                    .await
                 }
                 Err(ConnectError::Io(e)) => {
                     tracing::debug!(backend = %backend.addr, error = %e, "connect failed");
@@ -118,7 +127,7 @@ pub async fn forward(
         if client.conn.send(&out).await.is_err() {
             return Next::Close;
         }
-        return Next::Tunnel(up);
+        return Next::Tunnel(Box::new(up));
     }
 
     let client_http11 = head.version == Version::Http11;
@@ -166,7 +175,11 @@ async fn send_request(
     settings: &Settings,
 ) -> Result<(), SendFailure> {
     if head.body == BodyKind::Empty {
-        return up.conn.send(head_bytes).await.map_err(|_| SendFailure::Upstream);
+        return up
+            .conn
+            .send(head_bytes)
+            .await
+            .map_err(|_| SendFailure::Upstream);
     }
     let chunked = head.body == BodyKind::Chunked;
     let mut decoder = BodyDecoder::new(head.body, settings.limits.max_header_bytes);
@@ -206,7 +219,10 @@ async fn send_request(
             }
         }
         if !out.is_empty() {
-            up.conn.send(&out).await.map_err(|_| SendFailure::Upstream)?;
+            up.conn
+                .send(&out)
+                .await
+                .map_err(|_| SendFailure::Upstream)?;
             out.clear();
         }
         if decoder.is_done() {
@@ -294,7 +310,11 @@ async fn stream_response(
             }
             if d.done {
                 if framing == OutFraming::Chunked {
-                    let trailers = d.trailers.clone().map(|r| &up.buf.filled()[r]).unwrap_or(b"");
+                    let trailers = d
+                        .trailers
+                        .clone()
+                        .map(|r| &up.buf.filled()[r])
+                        .unwrap_or(b"");
                     write_last_chunk(trailers, &mut out);
                 }
                 finished = true;

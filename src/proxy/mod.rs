@@ -26,7 +26,7 @@ pub enum Next {
     KeepAlive,
     Close,
     /// The backend switched protocols: the connection becomes a tunnel to it.
-    Tunnel(crate::upstream::Upstream),
+    Tunnel(Box<crate::upstream::Upstream>),
 }
 
 /// First allocation of a client receive buffer.
@@ -74,7 +74,7 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
         match handle(&mut client, &head, config, &settings).await {
             Next::KeepAlive if !client.core.is_draining() => {}
             Next::KeepAlive | Next::Close => return,
-            Next::Tunnel(upstream) => return tunnel::run(client, upstream).await,
+            Next::Tunnel(upstream) => return tunnel::run(client, *upstream).await,
         }
     }
 }
@@ -122,7 +122,8 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
                 Some(r) => r,
             }
         } else {
-            let at = *deadline.get_or_insert_with(|| Instant::now() + settings.timeouts.request_head);
+            let at =
+                *deadline.get_or_insert_with(|| Instant::now() + settings.timeouts.request_head);
             match deadline::before(at, client.conn.recv(&mut client.buf)).await {
                 None => return HeadRead::Reject(Failure::ClientTimeout),
                 Some(r) => r,

@@ -25,11 +25,26 @@ mod tests {
     #[test]
     fn finds_dot_segments() {
         for bad in [
-            "/a/../b", "/..", "/a/.", "/./a", "/a/%2e%2e/b", "/a/%2E%2e", "/a/.%2e/", "/%2e",
+            "/a/../b",
+            "/..",
+            "/a/.",
+            "/./a",
+            "/a/%2e%2e/b",
+            "/a/%2E%2e",
+            "/a/.%2e/",
+            "/%2e",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
-        for good in ["/", "/a/b", "/a/..b", "/a/b.", "/.well-known/x", "/a/%2e%2e%2e", ""] {
+        for good in [
+            "/",
+            "/a/b",
+            "/a/..b",
+            "/a/b.",
+            "/.well-known/x",
+            "/a/%2e%2e%2e",
+            "",
+        ] {
             assert!(!has_dot_segment(good), "{good}");
         }
     }

@@ -123,7 +123,10 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
         assert!(text.contains("connection: close\r\n"));
         let body = text.split("\r\n\r\n").nth(1).unwrap();
-        assert_eq!(body, r#"{ "statusCode": 404, "message": "Resource not found" }"#);
+        assert_eq!(
+            body,
+            r#"{ "statusCode": 404, "message": "Resource not found" }"#
+        );
         assert!(text.contains(&format!("content-length: {}\r\n", body.len())));
     }
 

@@ -61,9 +61,15 @@ pub fn request_head(
             forwarded_for.extend_from_slice(value);
             continue;
         }
-        if ["host", "content-length", "expect", "x-forwarded-proto", "x-forwarded-host"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
+        if [
+            "host",
+            "content-length",
+            "expect",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
         {
             continue;
         }
@@ -147,5 +153,8 @@ pub fn response_head(
 
 /// Methods a retry may repeat (RFC 9110 9.2.2).
 pub fn is_idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE")
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
 }

@@ -107,7 +107,10 @@ pub fn run(
                 tracing::info!(revision, reason, "config reloaded");
             }
             Err(errors) => {
-                tracing::error!(reason, "config rejected, keeping the running one:\n{errors}");
+                tracing::error!(
+                    reason,
+                    "config rejected, keeping the running one:\n{errors}"
+                );
             }
         }
     }
@@ -118,8 +121,12 @@ fn file_stamp(source: &ConfigSource) -> Option<(SystemTime, u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     match source {
         ConfigSource::Embedded => None,
-        ConfigSource::File(path) => std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino())),
+        ConfigSource::File(path) => std::fs::metadata(path).ok().map(|m| {
+            (
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                m.ino(),
+            )
+        }),
     }
 }

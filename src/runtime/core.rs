@@ -99,7 +99,9 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.core.active.set(self.core.active.get().saturating_sub(1));
+        self.core
+            .active
+            .set(self.core.active.get().saturating_sub(1));
         self.core.closed_event.notify(usize::MAX);
     }
 }

@@ -38,6 +38,12 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("config does not compile:\n{e}"))?,
     );
     let cpus = pick_cpus(opts.cores)?;
+    // Container runtimes often start processes with a soft limit of 1024 descriptors,
+    // far below what a gateway holds; the hard limit is what the operator granted.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(nofile = n, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
 
     // Port 0 would give every core a different port: reserve one first, then let every
     // core bind it with SO_REUSEPORT. The reserving socket never listens.

@@ -176,7 +176,10 @@ impl Backend {
         Self::start(|r| {
             Reply::status(
                 200,
-                &[("X-Conn", &r.conn.to_string()), ("Content-Type", "text/plain")],
+                &[
+                    ("X-Conn", &r.conn.to_string()),
+                    ("Content-Type", "text/plain"),
+                ],
                 format!("{} {}", r.method, r.target),
             )
         })
@@ -238,7 +241,13 @@ impl Backend {
 
     /// Bytes received over every connection so far.
     pub fn total_bytes(&self) -> u64 {
-        self.inner.conns.lock().unwrap().iter().map(|c| c.total).sum()
+        self.inner
+            .conns
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.total)
+            .sum()
     }
 
     /// Waits until at least `n` requests were recorded; returns them all. Panics
@@ -252,7 +261,9 @@ impl Backend {
                 panic!(
                     "backend: expected {n} request(s) within {timeout:?}, got {}: {:?}",
                     reqs.len(),
-                    reqs.iter().map(|r| format!("{} {}", r.method, r.target)).collect::<Vec<_>>()
+                    reqs.iter()
+                        .map(|r| format!("{} {}", r.method, r.target))
+                        .collect::<Vec<_>>()
                 );
             }
             reqs = self.inner.changed.wait_timeout(reqs, left).unwrap().0;
@@ -263,9 +274,7 @@ impl Backend {
     /// Waits until connection `id` has been closed by the peer.
     pub fn wait_peer_closed(&self, id: usize, timeout: Duration) -> bool {
         super::wait_until(timeout, || {
-            self.conns()
-                .iter()
-                .any(|c| c.id == id && c.peer_closed)
+            self.conns().iter().any(|c| c.id == id && c.peer_closed)
         })
     }
 }

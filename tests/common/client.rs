@@ -163,9 +163,16 @@ impl Client {
             if let Err(e) = self.fill(deadline) {
                 let got = show(&self.buf[self.pos..], 600);
                 return Err(match e {
-                    ReadErr::Eof => format!("connection closed before a complete response head; got {got:?}"),
-                    ReadErr::Reset => format!("connection reset before a complete response head; got {got:?}"),
-                    ReadErr::Timeout => format!("no complete response head within {:?}; got {got:?}", self.timeout),
+                    ReadErr::Eof => {
+                        format!("connection closed before a complete response head; got {got:?}")
+                    }
+                    ReadErr::Reset => {
+                        format!("connection reset before a complete response head; got {got:?}")
+                    }
+                    ReadErr::Timeout => format!(
+                        "no complete response head within {:?}; got {got:?}",
+                        self.timeout
+                    ),
                     ReadErr::Other(e) => format!("read error {e}; got {got:?}"),
                 });
             }
@@ -181,7 +188,11 @@ impl Client {
             return Ok(resp);
         }
         let te = resp.headers_named("transfer-encoding").join(",");
-        let cls = resp.headers_named("content-length");
+        let cls: Vec<String> = resp
+            .headers_named("content-length")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         if !te.is_empty() && !cls.is_empty() {
             return Err(format!(
                 "response has both Transfer-Encoding and Content-Length: {:?}",
@@ -196,7 +207,12 @@ impl Client {
             }
         };
         if !te.is_empty() {
-            let last = te.rsplit(',').next().unwrap_or("").trim().to_ascii_lowercase();
+            let last = te
+                .rsplit(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if last == "chunked" {
                 resp.chunked = true;
                 loop {
@@ -206,12 +222,17 @@ impl Client {
                     let text = String::from_utf8_lossy(&line).into_owned();
                     let size_text = text.split(';').next().unwrap_or("");
                     let size = u64::from_str_radix(size_text, 16).map_err(|_| {
-                        format!("bad chunk size line {:?} from the gateway", show(&line, 100))
+                        format!(
+                            "bad chunk size line {:?} from the gateway",
+                            show(&line, 100)
+                        )
                     })?;
                     if size == 0 {
                         let mut tl = Vec::new();
                         loop {
-                            let l = self.line(deadline).map_err(|e| format!("{e} in trailers"))?;
+                            let l = self
+                                .line(deadline)
+                                .map_err(|e| format!("{e} in trailers"))?;
                             if l.is_empty() {
                                 break;
                             }
@@ -239,15 +260,20 @@ impl Client {
                         sink(&data, &mut resp);
                         self.compact();
                     }
-                    let crlf = self.line(deadline).map_err(|e| format!("{e} after chunk data"))?;
+                    let crlf = self
+                        .line(deadline)
+                        .map_err(|e| format!("{e} after chunk data"))?;
                     if !crlf.is_empty() {
-                        return Err(format!("chunk data not followed by CRLF: {:?}", show(&crlf, 100)));
+                        return Err(format!(
+                            "chunk data not followed by CRLF: {:?}",
+                            show(&crlf, 100)
+                        ));
                     }
                 }
             }
             // Any other coding: the body runs until the connection closes.
         } else if !cls.is_empty() {
-            let first = cls[0];
+            let first = cls[0].clone();
             if cls.iter().any(|v| *v != first) || first.split(',').count() > 1 {
                 return Err(format!("response has conflicting Content-Length: {cls:?}"));
             }
@@ -309,10 +335,34 @@ impl Client {
                     self.pos = self.buf.len();
                     self.compact();
                 }
-                Err(ReadErr::Eof) => return Closed { data, closed: true, reset: false },
-                Err(ReadErr::Reset) => return Closed { data, closed: true, reset: true },
-                Err(ReadErr::Timeout) => return Closed { data, closed: false, reset: false },
-                Err(ReadErr::Other(_)) => return Closed { data, closed: true, reset: true },
+                Err(ReadErr::Eof) => {
+                    return Closed {
+                        data,
+                        closed: true,
+                        reset: false,
+                    }
+                }
+                Err(ReadErr::Reset) => {
+                    return Closed {
+                        data,
+                        closed: true,
+                        reset: true,
+                    }
+                }
+                Err(ReadErr::Timeout) => {
+                    return Closed {
+                        data,
+                        closed: false,
+                        reset: false,
+                    }
+                }
+                Err(ReadErr::Other(_)) => {
+                    return Closed {
+                        data,
+                        closed: true,
+                        reset: true,
+                    }
+                }
             }
         }
     }
@@ -428,7 +478,10 @@ fn parse_head(raw: &[u8]) -> Result<Response, String> {
     let code = parts.next().unwrap_or("");
     let reason = parts.next().unwrap_or("").to_owned();
     if !(version == "HTTP/1.1" || version == "HTTP/1.0") || code.len() != 3 {
-        return Err(format!("bad status line {status_line:?} in {:?}", show(raw, 600)));
+        return Err(format!(
+            "bad status line {status_line:?} in {:?}",
+            show(raw, 600)
+        ));
     }
     let status: u16 = code
         .parse()
@@ -468,7 +521,11 @@ pub fn request(addr: SocketAddr, raw: impl AsRef<[u8]>) -> Response {
     let raw = raw.as_ref();
     let mut c = Client::connect(addr);
     c.send(raw);
-    let method = if raw.starts_with(b"HEAD ") { "HEAD" } else { "GET" };
+    let method = if raw.starts_with(b"HEAD ") {
+        "HEAD"
+    } else {
+        "GET"
+    };
     c.try_read_response(method, None)
         .unwrap_or_else(|e| panic!("request {:?}: {e}", show(raw, 300)))
 }

@@ -171,9 +171,10 @@ impl GatewayBuilder {
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
-                        gw.addr = addr.trim().parse().unwrap_or_else(|e| {
-                            panic!("bad listening line {line:?}: {e}")
-                        });
+                        gw.addr = addr
+                            .trim()
+                            .parse()
+                            .unwrap_or_else(|e| panic!("bad listening line {line:?}: {e}"));
                         return gw;
                     }
                 }
@@ -258,7 +259,10 @@ impl Gateway {
 
     /// Replaces the config file atomically (write a sibling, rename over).
     pub fn replace_config(&self, yaml: &str) {
-        let path = self.config_path.as_ref().expect("gateway has no config file");
+        let path = self
+            .config_path
+            .as_ref()
+            .expect("gateway has no config file");
         let tmp = path.with_extension("tmp-new");
         std::fs::write(&tmp, yaml).expect("write new config");
         std::fs::rename(&tmp, path).expect("rename new config");
@@ -266,7 +270,10 @@ impl Gateway {
 
     /// Rewrites the config file in place (truncate and write, same inode).
     pub fn write_config_in_place(&self, yaml: &str) {
-        let path = self.config_path.as_ref().expect("gateway has no config file");
+        let path = self
+            .config_path
+            .as_ref()
+            .expect("gateway has no config file");
         std::fs::write(path, yaml).expect("rewrite config");
     }
 
@@ -283,13 +290,23 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        let mut exited_on_its_own = None;
         if let Some(mut child) = self.child.take() {
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
+            match child.try_wait() {
+                Ok(None) => {
+                    let _ = child.kill();
+                }
+                Ok(Some(status)) => exited_on_its_own = Some(status),
+                Err(_) => {}
             }
             let _ = child.wait();
         }
         if std::thread::panicking() {
+            // Let the stderr reader catch up with the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(status) = exited_on_its_own {
+                eprintln!("---- the gateway had already exited: {status} ----");
+            }
             eprintln!(
                 "---- gateway stderr (tail) ----\n{}\n---- end of gateway stderr ----",
                 self.stderr_tail()

@@ -6,7 +6,7 @@
 //! Everything binds to 127.0.0.1 ephemeral ports. A gateway is killed when its guard is
 //! dropped (also while a test panics), and it also gets SIGKILL if the thread that
 //! started it dies, so no process outlives the test run.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod backend;
 pub mod client;
