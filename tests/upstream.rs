@@ -135,24 +135,42 @@ fn get_is_retried_when_a_reused_connection_is_dropped() {
 
 #[test]
 fn post_is_not_retried_when_a_reused_connection_is_dropped() {
-    let backend = Backend::start(second_request_dropped);
-    let gw = gateway(&[api("flaky", &backend.url())]);
-    let mut c = Client::connect(gw.addr);
-    c.send("POST /flaky/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na");
-    assert_eq!(c.read_response_for("POST").body_str(), "POST /1");
-    c.send("POST /flaky/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb");
-    let r = c
-        .try_read_response("POST", None)
-        .unwrap_or_else(|e| panic!("second POST: {e}"));
-    assert_eq!(r.status, 502, "{:?}", r.body_str());
-    std::thread::sleep(Duration::from_millis(200));
-    let sent: Vec<_> = backend
-        .requests()
-        .into_iter()
-        .filter(|r| r.target == "/2")
-        .collect();
-    assert_eq!(sent.len(), 1, "a POST must not be sent twice");
-    assert_eq!(backend.conn_count(), 1, "no second connection for the POST");
+    // With a body, and without one: POST is not idempotent either way (RFC 9110 §9.2.2).
+    for (label, first, second) in [
+        (
+            "with a body",
+            "POST /flaky/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na",
+            "POST /flaky/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb",
+        ),
+        (
+            "without a body",
+            "POST /flaky/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /flaky/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+    ] {
+        let backend = Backend::start(second_request_dropped);
+        let gw = gateway(&[api("flaky", &backend.url())]);
+        let mut c = Client::connect(gw.addr);
+        c.send(first);
+        assert_eq!(c.read_response_for("POST").body_str(), "POST /1", "{label}");
+        c.send(second);
+        let r = c
+            .try_read_response("POST", None)
+            .unwrap_or_else(|e| panic!("second POST {label}: {e}"));
+        assert_eq!(r.status, 502, "{label}: {:?}", r.body_str());
+        std::thread::sleep(Duration::from_millis(200));
+        let sent: Vec<_> = backend
+            .requests()
+            .into_iter()
+            .filter(|r| r.target == "/2")
+            .collect();
+        assert_eq!(sent.len(), 1, "a POST {label} must not be sent twice");
+        assert_eq!(
+            backend.conn_count(),
+            1,
+            "no second connection for the POST {label}"
+        );
+    }
 }
 
 #[test]
@@ -274,4 +292,65 @@ fn response_truncated_mid_body_closes_the_client_connection() {
     // The broken backend connections were not pooled.
     let r = get(gw.addr, "/trunc/next");
     assert_eq!((r.status, r.body_str().as_str()), (200, "fine"));
+}
+
+#[test]
+fn idle_pooled_connections_are_closed_after_the_idle_timeout() {
+    let backend = Backend::echo();
+    let gw = Gateway::start(&format!(
+        "gateway:\n  upstream: {{ idleTimeout: 1s }}\napis:{}\n",
+        api("idle", &backend.url())
+    ));
+    assert_eq!(get(gw.addr, "/idle/x").status, 200);
+    assert!(
+        backend.wait_peer_closed(0, Duration::from_secs(15)),
+        "the pooled backend connection is still open 15 s after a 1 s idleTimeout"
+    );
+    // And a new request simply opens a new connection.
+    assert_eq!(get(gw.addr, "/idle/y").status, 200);
+    assert_eq!(backend.conn_count(), 2);
+}
+
+#[test]
+fn at_most_max_idle_per_backend_connections_are_kept() {
+    let gate = common::Gate::new();
+    let g = gate.clone();
+    let backend = Backend::start(move |r| {
+        g.wait(Duration::from_secs(30));
+        Reply::ok(format!("{} {}", r.method, r.target))
+    });
+    let gw = Gateway::start(&format!(
+        "gateway:\n  upstream: {{ maxIdlePerBackend: 1, idleTimeout: 60s }}\napis:{}\n",
+        api("pool", &backend.url())
+    ));
+    // Three requests at once need three backend connections.
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            let addr = gw.addr;
+            std::thread::spawn(move || get(addr, &format!("/pool/{i}")))
+        })
+        .collect();
+    backend.wait_requests(3, WAIT);
+    gate.open();
+    for c in clients {
+        assert_eq!(c.join().unwrap().status, 200);
+    }
+    assert_eq!(backend.conn_count(), 3);
+    assert!(
+        common::wait_until(WAIT, || backend
+            .conns()
+            .iter()
+            .filter(|c| c.peer_closed)
+            .count()
+            == 2),
+        "with maxIdlePerBackend: 1, two of three idle connections must be closed: {:?}",
+        backend
+            .conns()
+            .iter()
+            .map(|c| (c.id, c.peer_closed))
+            .collect::<Vec<_>>()
+    );
+    // The one kept is reused.
+    assert_eq!(get(gw.addr, "/pool/again").status, 200);
+    assert_eq!(backend.conn_count(), 3);
 }

@@ -90,6 +90,8 @@ pub struct Shared {
     pub intervals: Mutex<Option<IntervalSender>>,
     /// Threads that have returned (or panicked).
     pub finished: AtomicUsize,
+    /// Set by the first Ctrl-C / SIGTERM: end the run now and report what was measured.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -103,6 +105,7 @@ impl Shared {
             progress: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             intervals: Mutex::new(intervals),
             finished: AtomicUsize::new(0),
+            interrupted: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -438,7 +441,9 @@ async fn watchdog(t: Rc<ThreadState>) {
     let mut interval_index = 0u64;
     loop {
         let now = Instant::now();
-        let over = t.deadline.is_some_and(|d| now >= d) || t.shared.abort.load(Ordering::Relaxed);
+        let over = t.deadline.is_some_and(|d| now >= d)
+            || t.shared.abort.load(Ordering::Relaxed)
+            || t.shared.interrupted.load(Ordering::Relaxed);
         if over && !t.stop.get() {
             t.stop.set(true);
             for slot in t.slots.borrow().iter() {

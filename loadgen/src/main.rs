@@ -120,6 +120,11 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (interval_tx, interval_rx) = mpsc::channel();
     let shared = Arc::new(Shared::new(threads, cfg.hdr_log.then_some(interval_tx)));
     let targets = Arc::new(targets);
+    // First Ctrl-C: stop and report what was measured; a second one exits at once.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, shared.interrupted.clone())?;
+        signal_hook::flag::register(signal, shared.interrupted.clone())?;
+    }
 
     let mut handles = Vec::with_capacity(threads);
     let mut first = 0;
@@ -198,8 +203,10 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         intervals.write_ready(writer, true)?;
     }
 
+    let interrupted = shared.interrupted.load(Ordering::Relaxed);
     let measured = match cfg.duration {
         Some(d) => d.min(Instant::now().saturating_duration_since(record_start)),
+        None if interrupted => Instant::now().saturating_duration_since(record_start),
         None => total
             .last_completion
             .unwrap_or_else(Instant::now)
@@ -222,6 +229,9 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     out.flush()?;
 
+    if interrupted {
+        eprintln!("loadgen: interrupted after {:.2}s", measured.as_secs_f64());
+    }
     if total.requests == 0 {
         let errors = total.total_errors();
         if errors == 0 {

@@ -111,9 +111,9 @@ impl Summary<'_> {
         );
         let _ = writeln!(o);
         if show_uncorrected {
-            let _ = writeln!(o, "Latency     {:>14}   {:>16}", "corrected", "uncorrected");
+            let _ = writeln!(o, "Latency     {:>18}   {:>18}", "corrected", "uncorrected");
         } else {
-            let _ = writeln!(o, "Latency     {:>14}", "corrected");
+            let _ = writeln!(o, "Latency     {:>18}", "corrected");
         }
         let rows: [(&str, f64); 6] = [
             ("p50", 0.5),
@@ -127,9 +127,9 @@ impl Summary<'_> {
             let c = quantile_ns(&s.corrected, q);
             if show_uncorrected {
                 let u = quantile_ns(&s.uncorrected, q);
-                let _ = writeln!(o, "  {label:<9} {:>14}   {:>16}", fmt_ns(c), fmt_ns(u));
+                let _ = writeln!(o, "  {label:<9} {:>18}   {:>18}", fmt_ns(c), fmt_ns(u));
             } else {
-                let _ = writeln!(o, "  {label:<9} {:>14}", fmt_ns(c));
+                let _ = writeln!(o, "  {label:<9} {:>18}", fmt_ns(c));
             }
         }
         let mean = |h: &Histogram<u64>| {
@@ -142,13 +142,13 @@ impl Summary<'_> {
         if show_uncorrected {
             let _ = writeln!(
                 o,
-                "  {:<9} {:>14}   {:>16}",
+                "  {:<9} {:>18}   {:>18}",
                 "mean",
                 mean(&s.corrected),
                 mean(&s.uncorrected)
             );
         } else {
-            let _ = writeln!(o, "  {:<9} {:>14}", "mean", mean(&s.corrected));
+            let _ = writeln!(o, "  {:<9} {:>18}", "mean", mean(&s.corrected));
         }
         let _ = writeln!(o);
         let statuses: Vec<String> = s

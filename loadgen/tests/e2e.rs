@@ -591,3 +591,52 @@ fn serve_handles_pipelined_and_chunked_requests() {
     assert_eq!(text.matches("Hello").count(), 3, "{text}");
     assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
 }
+
+#[test]
+fn ctrl_c_reports_what_was_measured() {
+    let (_server, port) = serve(&[]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let child = Command::new(BIN)
+        .args(["-d", "60s", "-c", "2", "--json", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut guard = Guard(child);
+    thread::sleep(Duration::from_millis(1500));
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGINT"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let mut stdout = String::new();
+    guard
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["requests"].as_u64().unwrap() > 0);
+    assert!(v["duration_s"].as_f64().unwrap() < 10.0);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}

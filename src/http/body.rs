@@ -92,13 +92,18 @@ enum State {
     Failed(BodyError),
 }
 
-/// Position inside `chunk-ext = *( ";" chunk-ext-name [ "=" chunk-ext-val ] )`
-/// (RFC 9112 7.1.1), without the optional BWS: this decoder is strict.
+/// Position inside `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`
+/// (RFC 9112 7.1.1). BWS (spaces and tabs) is accepted where the grammar puts it and
+/// nowhere else: not before the CRLF, not inside a name or token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ext {
+    /// After BWS following a size or a value: only more BWS or ";" may come.
+    BeforeSemi,
     /// After ";": a token must start.
     NameStart,
     Name,
+    /// After BWS following a name: "=", ";" or more BWS.
+    AfterName,
     /// After "=": a token or a quoted-string must start.
     ValueStart,
     Token,
@@ -222,6 +227,18 @@ impl BodyDecoder {
         }
     }
 
+    /// Bytes of the current chunk announced by its chunk-size line and not decoded yet
+    /// (0 outside chunk data), so a caller can refuse a body over a limit as soon as
+    /// its size is announced, before any of it arrives.
+    pub fn announced_remaining(&self) -> u64 {
+        match self.state {
+            State::ChunkData { remaining } => remaining,
+            State::ChunkSizeLf { size } => size,
+            State::ChunkExt { size, .. } => size,
+            _ => 0,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
@@ -261,6 +278,11 @@ fn step_framing(state: State, b: u8) -> Result<State, BodyError> {
                     ext: Ext::NameStart,
                     len: 1,
                 }),
+                b' ' | b'\t' => Ok(State::ChunkExt {
+                    size,
+                    ext: Ext::BeforeSemi,
+                    len: 1,
+                }),
                 b'\r' => Ok(State::ChunkSizeLf { size }),
                 b'\n' => Err(BodyError::Invalid("bare LF in chunk size line")),
                 _ => Err(BodyError::Invalid("invalid chunk size")),
@@ -274,9 +296,16 @@ fn step_framing(state: State, b: u8) -> Result<State, BodyError> {
                 _ if len >= MAX_CHUNK_EXT_BYTES => {
                     return Err(BodyError::Invalid("chunk extensions too long"))
                 }
-                (Ext::Name | Ext::Token | Ext::AfterQuoted, b';') => Ext::NameStart,
+                (
+                    Ext::BeforeSemi | Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterQuoted,
+                    b';',
+                ) => Ext::NameStart,
+                (Ext::BeforeSemi | Ext::Token | Ext::AfterQuoted, b' ' | b'\t') => Ext::BeforeSemi,
+                (Ext::NameStart, b' ' | b'\t') => Ext::NameStart,
+                (Ext::Name | Ext::AfterName, b' ' | b'\t') => Ext::AfterName,
+                (Ext::ValueStart, b' ' | b'\t') => Ext::ValueStart,
                 (Ext::NameStart | Ext::Name, _) if is_tchar(b) => Ext::Name,
-                (Ext::Name, b'=') => Ext::ValueStart,
+                (Ext::Name | Ext::AfterName, b'=') => Ext::ValueStart,
                 (Ext::ValueStart, b'"') => Ext::Quoted,
                 (Ext::ValueStart | Ext::Token, _) if is_tchar(b) => Ext::Token,
                 (Ext::Quoted, b'"') => Ext::AfterQuoted,
@@ -522,7 +551,10 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"\r\n", "invalid chunk size"),
             (b" 5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
-            (b"5 \r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+            (b"5 \r\nhello\r\n0\r\n\r\n", "invalid chunk extension"),
+            (b"5;a \r\nhello\r\n", "invalid chunk extension"),
+            (b"5;a=b \r\nhello\r\n", "invalid chunk extension"),
+            (b"5;a b\r\nhello\r\n", "invalid chunk extension"),
             (b"+5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
             (b"-5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
             (b"0x5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
@@ -531,10 +563,6 @@ mod tests {
             (b"5\nhello\r\n0\r\n\r\n", "bare LF in chunk size line"),
             (b"5\rhello\r\n0\r\n\r\n", "bare CR in chunk size line"),
             (b"5;a\nhello\r\n", "bare LF in chunk size line"),
-            (b"5; a\r\nhello\r\n", "invalid chunk extension"),
-            (b"5 ;a\r\nhello\r\n", "invalid chunk size"),
-            (b"5;a =b\r\nhello\r\n", "invalid chunk extension"),
-            (b"5;a= b\r\nhello\r\n", "invalid chunk extension"),
             (b"5;\r\nhello\r\n", "invalid chunk extension"),
             (b"5;=b\r\nhello\r\n", "invalid chunk extension"),
             (b"5;a=\r\nhello\r\n", "invalid chunk extension"),
@@ -584,6 +612,35 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn chunk_extensions_accept_bws_where_the_grammar_allows_it() {
+        for input in [
+            &b"2 ; a=b ; c=\"d;e\"\r\nok\r\n0\r\n\r\n"[..],
+            b"2\t;a=b\r\nok\r\n0\r\n\r\n",
+            b"2; a = b\r\nok\r\n0\r\n\r\n",
+            b"2;a ;b\r\nok\r\n0\r\n\r\n",
+        ] {
+            let (data, _, outcome) = chunked(input);
+            assert_eq!(data, b"ok", "{:?}", String::from_utf8_lossy(input));
+            assert!(
+                matches!(outcome, Outcome::Done(_)),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn announced_chunk_size_is_visible_before_the_data() {
+        let mut d = BodyDecoder::new(BodyKind::Chunked, 0);
+        let r = d.decode(b"100001\r\n").unwrap();
+        assert_eq!((r.consumed, r.data.len(), r.done), (8, 0, false));
+        assert_eq!(d.announced_remaining(), 0x100001);
+        let r = d.decode(b"abc").unwrap();
+        assert_eq!(r.data, 0..3);
+        assert_eq!(d.announced_remaining(), 0x100001 - 3);
     }
 
     #[test]

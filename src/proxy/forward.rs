@@ -218,6 +218,13 @@ async fn send_request(
                 break;
             }
         }
+        // A chunk announced past the limit is refused before any of it is forwarded.
+        if api
+            .max_request_body
+            .is_some_and(|max| total.saturating_add(decoder.announced_remaining()) > max)
+        {
+            return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
+        }
         if !out.is_empty() {
             up.conn
                 .send(&out)

@@ -30,7 +30,9 @@ pub enum Next {
 }
 
 /// First allocation of a client receive buffer.
-const CLIENT_BUF_INITIAL: usize = 4096;
+/// glommio's `recv` needs a buffer before bytes arrive, so an idle keep-alive connection
+/// holds this much; the io_uring engine's provided buffers are meant to remove it.
+const CLIENT_BUF_INITIAL: usize = 2048;
 /// Bytes of a request body the gateway reads and throws away to keep a connection open
 /// after answering locally; a longer body closes the connection instead.
 const DISCARD_LIMIT: u64 = 1024 * 1024;
@@ -45,11 +47,12 @@ pub struct Client {
 
 /// Serves one accepted connection until it closes.
 pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAddr) {
-    let settings = core
-        .config()
-        .map(|c| c.settings.clone())
-        .unwrap_or_default();
-    let buf_max = settings.limits.max_header_bytes + 4096;
+    // Used only while no config has arrived yet (the health probe answers 503 then).
+    let fallback = Settings::default();
+    let max_head = core.config().map_or(fallback.limits.max_header_bytes, |c| {
+        c.settings.limits.max_header_bytes
+    });
+    let buf_max = max_head + 4096;
     let mut client = Client {
         conn,
         buf: RecvBuf::new(CLIENT_BUF_INITIAL.min(buf_max), buf_max),
@@ -57,13 +60,9 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
         core,
     };
     loop {
-        let config = client.core.config();
-        let settings = config
-            .as_ref()
-            .map(|c| &c.settings)
-            .unwrap_or(&settings)
-            .clone();
-        let head = match read_head(&mut client, &settings).await {
+        let waiting = client.core.config();
+        let settings = waiting.as_ref().map_or(&fallback, |c| &c.settings);
+        let head = match read_head(&mut client, settings).await {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::Reject(failure) => {
@@ -71,7 +70,12 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
                 return;
             }
         };
-        match handle(&mut client, &head, config, &settings).await {
+        drop(waiting);
+        // A request runs on the config that is current when its head has arrived, and
+        // keeps it to the end even if a swap happens meanwhile.
+        let config = client.core.config();
+        let settings = config.as_ref().map_or(&fallback, |c| &c.settings);
+        match handle(&mut client, &head, config.clone(), settings).await {
             Next::KeepAlive if !client.core.is_draining() => {}
             Next::KeepAlive | Next::Close => return,
             Next::Tunnel(upstream) => return tunnel::run(client, *upstream).await,
@@ -105,7 +109,6 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             }
         }
         let read = if client.buf.is_empty() {
-            client.buf.release_if_empty();
             let drain = client.core.drain_listener();
             if client.core.is_draining() {
                 return HeadRead::Closed;

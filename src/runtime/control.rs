@@ -37,16 +37,27 @@ enum Event {
 /// How often the config file's metadata is checked for a change.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The process's signal handling, installed before anything listens.
+pub struct Signals(signal_hook::iterator::Signals);
+
+impl Signals {
+    pub fn install() -> std::io::Result<Self> {
+        signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).map(Signals)
+    }
+}
+
 /// Runs the control loop until a drain has been sent to every core. Returns after the
 /// first SIGTERM/SIGINT; a second one makes the process exit at once.
 pub fn run(
+    signals: Signals,
+    mut stamp: Option<FileStamp>,
     source: ConfigSource,
     mut revision: u64,
     mut drain_timeout: Duration,
     cores: Vec<Sender<CoreMsg>>,
 ) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    let mut signals = signals.0;
     let sig_tx = tx.clone();
     std::thread::Builder::new()
         .name("portico-signals".into())
@@ -70,7 +81,6 @@ pub fn run(
             }
         })?;
 
-    let mut stamp = file_stamp(&source);
     loop {
         let event = match rx.recv_timeout(WATCH_INTERVAL) {
             Ok(e) => Some(e),
@@ -117,7 +127,10 @@ pub fn run(
 }
 
 /// What identifies a version of the file: modification time, length and inode.
-fn file_stamp(source: &ConfigSource) -> Option<(SystemTime, u64, u64)> {
+pub type FileStamp = (SystemTime, u64, u64);
+
+/// The current version of the config file (None for the embedded config or a missing file).
+pub fn file_stamp(source: &ConfigSource) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
     match source {
         ConfigSource::Embedded => None,

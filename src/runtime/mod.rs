@@ -32,6 +32,10 @@ pub struct GatewayOptions {
 /// anything listens: a document that does not compile stops the start with its errors.
 pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     let revision = 1;
+    // Signals are caught, and the file's version noted, before the config is read: a
+    // SIGHUP or an edit that comes during start-up is then acted on, not lost.
+    let signals = control::Signals::install()?;
+    let stamp = control::file_stamp(&opts.source);
     let initial = Arc::new(
         opts.source
             .load(revision)
@@ -83,6 +87,8 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     println!("portico listening on {listen}");
 
     control::run(
+        signals,
+        stamp,
         opts.source,
         revision,
         initial.settings.timeouts.drain,

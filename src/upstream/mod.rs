@@ -77,7 +77,6 @@ impl Pools {
         if max_idle == 0 || !up.buf.is_empty() {
             return;
         }
-        up.buf.release_if_empty();
         up.idle_since = Instant::now();
         let list = self.idle.entry(up.addr).or_default();
         if list.len() >= max_idle {

@@ -7,6 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// Receives body bytes as they arrive instead of collecting them.
+pub type BodySink<'a> = &'a mut dyn FnMut(&[u8]);
+
 use super::show;
 
 /// Default bound for reading one response (things that must happen).
@@ -152,7 +155,7 @@ impl Client {
     pub fn try_read_response(
         &mut self,
         method: &str,
-        mut on_body: Option<&mut dyn FnMut(&[u8])>,
+        mut on_body: Option<BodySink<'_>>,
     ) -> Result<Response, String> {
         let deadline = Instant::now() + self.timeout;
         // Head.
