@@ -10,6 +10,8 @@
 pub mod config;
 pub mod http;
 pub mod io;
+pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod runtime;
 pub mod upstream;

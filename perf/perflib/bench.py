@@ -57,7 +57,8 @@ class Bench:
     def __init__(self, s: Settings):
         self.s = s
         self.anomalies: list[str] = []
-        self.noise: list[str] = []          # runs that shared a core with other work
+        self.measured_runs = 0
+        self.current: dict | None = None    # the scenario result being filled (kept if interrupted)
         self.rates: dict[str, float] = {}   # open-loop rate chosen per scenario
 
     # ------------------------------------------------------------ loadgen
@@ -121,6 +122,7 @@ class Bench:
             return {"error": f"loadgen exit {rc}, no JSON ({e}): {lg.log_tail(5)}", "argv": quote(argv)}
         n = j.get("requests", 0)
         cpu = c1 - c0
+        self.measured_runs += 1
         r = {
             "mode": mode,
             "argv": quote(argv),
@@ -165,12 +167,7 @@ class Bench:
             self.anomalies.append(f"{where}: loadgen exit code {r['exit_code']}")
         if r["rate"] and r["rps"] is not None and r["rps"] < 0.95 * r["rate"]:
             self.anomalies.append(f"{where}: open loop achieved {r['rps']:.0f} req/s of the {r['rate']:.0f} offered")
-        if target != "direct" and r["proxy_core_other"] > 0.15:
-            self.noise.append(f"{where}: {r['proxy_core_other'] * 100:.0f}% of the proxy core was used by "
-                                  f"other processes during the run")
-        if r["load_core_other"] > 0.15:
-            self.noise.append(f"{where}: {r['load_core_other'] * 100:.0f}% of the load core (loadgen + backend) "
-                                  f"was used by other processes during the run")
+        # (runs that shared a core with other work are listed by the report, from the figures)
 
     # ------------------------------------------------------------ targets
 
@@ -214,8 +211,9 @@ class Bench:
         backend.stop()
 
     def _new_result(self, sc: Scenario) -> dict:
-        return {"definition": sc.definition(), "targets": [], "failed": {}, "rounds": [],
+        self.current = {"definition": sc.definition(), "targets": [], "failed": {}, "rounds": [],
                 "commands": {"targets": {}}, "loadavg_start": loadavg()}
+        return self.current
 
     # ------------------------------------------------------------ load scenarios
 
@@ -234,6 +232,7 @@ class Bench:
             rate = self.s.rate
             for r in range(self.s.rounds):
                 rnd = {"round": r + 1, "closed": {}, "open": {}}
+                res["rounds"].append(rnd)   # now, so that an interrupted round is kept
                 for t in targets:
                     log(f"{sc.name} round {r + 1}/{self.s.rounds}: {t.name} closed loop")
                     x = rnd["closed"][t.name] = self.run_one(t, backend, sc, None, body_file, workdir, f"r{r + 1}-{t.name}-closed")
@@ -250,7 +249,6 @@ class Bench:
                         log(f"{sc.name} round {r + 1}/{self.s.rounds}: {t.name} open loop at {rate} req/s")
                         x = rnd["open"][t.name] = self.run_one(t, backend, sc, rate, body_file, workdir, f"r{r + 1}-{t.name}-open")
                         self._note(sc, t, x)
-                res["rounds"].append(rnd)
             res["rate"] = rate
             if rate:
                 self.rates[sc.name] = rate
@@ -258,7 +256,7 @@ class Bench:
             self._stop(backend, targets)
             res["loadavg_end"] = loadavg()
             res["runtime_s"] = round(time.monotonic() - t_start, 1)
-        res["summary"] = summarize_load(res)
+            res["summary"] = summarize_load(res)
         return res
 
     def _note(self, sc: Scenario, t: Target, x: dict) -> None:
@@ -281,7 +279,7 @@ class Bench:
         res["settings_duration"] = self.s.duration
         t_start = time.monotonic()
         backend, targets, body_file = self._start_targets(sc, workdir, res)
-        per = {}
+        per = res["memory"] = {}
         try:
             time.sleep(1.0)
             for t in targets:  # all idle RSS first, before any of them sees the connections
@@ -329,7 +327,6 @@ class Bench:
             self._stop(backend, targets)
             res["loadavg_end"] = loadavg()
             res["runtime_s"] = round(time.monotonic() - t_start, 1)
-        res["memory"] = per
         return res
 
     # ------------------------------------------------------------ loadgen vs wrk
@@ -357,6 +354,7 @@ class Bench:
                     log(f"compare round {r + 1}/{self.s.rounds}: {tool}")
                     bp = process_tree(backend.pid)
                     b0 = cpu_seconds(bp)
+                    p0, l0 = cpu_busy(self.s.proxy_cpu), cpu_busy(self.s.load_cpu)
                     out = workdir / f"r{r + 1}-{tool}.out"
                     p = Proc(tool, argv, workdir / f"r{r + 1}-{tool}.log", stdout_path=out)
                     try:
@@ -366,6 +364,7 @@ class Bench:
                         rnd[tool] = {"error": f"{tool} did not finish"}
                         continue
                     b1 = cpu_seconds(bp)
+                    p1, l1 = cpu_busy(self.s.proxy_cpu), cpu_busy(self.s.load_cpu)
                     parsed = parse_loadgen(out.read_text()) if tool == "loadgen" else parse_wrk(out.read_text())
                     x = {"exit_code": rc, **parsed}
                     cpu = p.rusage.ru_utime + p.rusage.ru_stime
@@ -373,6 +372,9 @@ class Bench:
                     n = x.get("requests") or 0
                     x["cpu_us_per_req"] = cpu * 1e6 / n if n else None
                     x["backend_cpu_us_per_req"] = (b1 - b0) * 1e6 / n if n else None
+                    # other processes on the generator's core and on the backend's core
+                    x["load_core_other"] = max(0.0, (l1[0] - l0[0]) - cpu) / max(l1[1] - l0[1], 1e-9)
+                    x["backend_core_other"] = max(0.0, (p1[0] - p0[0]) - (b1 - b0)) / max(p1[1] - p0[1], 1e-9)
                     if rc != 0 or x.get("errors"):
                         self.anomalies.append(f"compare/{tool} round {r + 1}: exit {rc}, errors {x.get('errors')}")
                     if x.get("non_2xx"):

@@ -134,8 +134,12 @@ def stop_all() -> None:
             print(f"perf: could not stop {p.name} (pid {p.pid}): {e}", file=sys.stderr)
 
 
+class Interrupted(SystemExit):
+    """SIGINT/SIGTERM/SIGHUP: unwinds through every finally (processes stopped, partial results written)."""
+
+
 def _on_signal(signum, _frame):
-    raise SystemExit(128 + signum)
+    raise Interrupted(128 + signum)
 
 
 def install_cleanup() -> None:
@@ -285,10 +289,11 @@ def wait_line(proc: Proc, marker: str, timeout: float = 15.0) -> str:
     raise RuntimeError(f"{proc.name} did not print '{marker}' within {timeout:.0f} s")
 
 
-def run_text(argv: list[str], cwd: Path | None = None) -> str:
+def run_text(argv: list[str], cwd: Path | None = None, strip: bool = True) -> str:
     try:
         r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=30)
-        return (r.stdout + r.stderr).strip()
+        out = r.stdout + r.stderr
+        return out.strip() if strip else out
     except Exception as e:
         return f"unavailable ({e})"
 
@@ -324,12 +329,12 @@ def machine_info() -> dict:
 
 def commit_info(repo: Path) -> dict:
     head = run_text(["git", "rev-parse", "HEAD"], cwd=repo)
-    status = run_text(["git", "status", "--porcelain"], cwd=repo)
+    status = run_text(["git", "status", "--porcelain"], cwd=repo, strip=False)
     dirty = bool(status.strip())
     return {
         "head": head,
         "short": head[:7],
         "dirty": dirty,
         "describe": f"{head}{' (dirty)' if dirty else ''}",
-        "dirty_files": status.splitlines()[:200],
+        "dirty_files": [l for l in status.splitlines() if l.strip()][:200],
     }

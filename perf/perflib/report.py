@@ -28,12 +28,49 @@ def _signed(v):
     return f"{v:+,.0f}"
 
 
+def _pct(v):
+    return "–" if v is None else f"{v * 100:.0f}%"
+
+
 def _kib(v):
     return "–" if v is None else f"{v / 1024:,.1f} MiB"
 
 
 def _code(lang: str, text: str) -> str:
     return f"```{lang}\n{text.rstrip()}\n```\n"
+
+
+def _porcelain_path(line: str) -> str:
+    """`git status --porcelain` line -> path (also copes with a line whose leading space was lost)."""
+    if len(line) > 3 and line[2] == " ":
+        return line[3:]
+    parts = line.split(None, 1)
+    return parts[1] if len(parts) > 1 else line
+
+
+NOISE_LIMIT = 0.15
+
+
+def noise_lines(r: dict) -> tuple[list[str], int]:
+    """Runs during which other processes used more than NOISE_LIMIT of a core; and the run count."""
+    runs = []
+    for name, sc in r["scenarios"].items():
+        for rd in sc.get("rounds", []):
+            for mode in ("closed", "open"):
+                for t, x in rd.get(mode, {}).items():
+                    runs.append((f"{name}/{t} round {rd['round']} {mode}", t, x))
+        for t, m in sc.get("memory", {}).items():
+            if m.get("load"):
+                runs.append((f"{name}/{t} open with idle connections", t, m["load"]))
+    out = []
+    for where, t, x in runs:
+        if not x or "error" in x:
+            continue
+        p = x.get("proxy_core_other", 0.0) if t != "direct" else 0.0
+        lo = x.get("load_core_other", 0.0)
+        if p > NOISE_LIMIT or lo > NOISE_LIMIT:
+            out.append(f"{where}: other processes used {p * 100:.0f}% of the proxy core, {lo * 100:.0f}% of the load core")
+    return out, sum(1 for _, _, x in runs if x and "error" not in x)
 
 
 def header(r: dict) -> list[str]:
@@ -43,13 +80,13 @@ def header(r: dict) -> list[str]:
            f"(load average {m['loadavg_start']} at the start, {r.get('loadavg_end', '?')} at the end).", "",
            "## Machine", "",
            "| | |", "| --- | --- |",
-           f"| nproc | {m['nproc']} (allowed: {m['cpus_allowed']}) |",
+           f"| nproc | {m['nproc']} |",
            f"| CPU | {m['model']} |",
            f"| kernel | {m['kernel_full']} |",
            f"| memory | {m['memory']} |", ""]
     out += ["## Commit", "",
             f"`{c['head']}`" + (f" **dirty** ({len(c['dirty_files'])} changed or untracked paths: "
-                                 + ", ".join(f"`{x[3:]}`" for x in c["dirty_files"][:30])
+                                 + ", ".join(f"`{_porcelain_path(x)}`" for x in c["dirty_files"][:30])
                                  + (" …" if len(c["dirty_files"]) > 30 else "") + ")" if c["dirty"] else " (clean)"), ""]
     v = r.get("versions", {})
     if v:
@@ -219,13 +256,13 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     md += ["## Anomalies", ""]
     md += [f"* {a}" for a in r["anomalies"]] or ["None: no loadgen errors, no non-2xx answers, every open-loop run "
                                                    "reached its rate."]
+    noise, nruns = noise_lines(r)
     md += ["", "## Noise from other processes", "",
-           f"Runs during which more than 15% of a core was used by processes other than the target, the backend and "
-           f"loadgen (from /proc/stat; the machine is shared): {len(r.get('noise', []))} of "
-           f"{sum(len(sc.get('rounds', [])) * len(sc.get('targets', [])) * 2 for sc in r['scenarios'].values())} "
-           f"load runs. Their CPU per request tends to be higher (cache and scheduler interference), which is why "
-           f"the tables use medians.", ""]
-    md += [f"* {a}" for a in r.get("noise", [])]
+           f"Runs during which processes other than the target, the backend and loadgen used more than "
+           f"{NOISE_LIMIT:.0%} of the proxy core or of the load core (from /proc/stat; the machine is shared): "
+           f"{len(noise)} of {nruns} measured runs. req/s and latency of those runs say more about the neighbours "
+           f"than about the target; CPU per request holds better, which is why the tables use it and medians.", ""]
+    md += [f"* {a}" for a in noise]
     md += ["", "## Every round", ""]
     for sc_name, sc in r["scenarios"].items():
         md += per_round(sc_name, sc)
@@ -259,12 +296,13 @@ def write_compare(r: dict, results_dir: Path) -> tuple[Path, Path]:
         md.append(f"| {tool} | {_n(x['rps'])} | {_cpu(x['cpu_us_per_req'])} | {_n(x['cpu_ratio_to_wrk'], 2)} | "
                   f"{rng} | {_cpu(x['backend_cpu_us_per_req'])} |")
     md += ["", "<details><summary>every round</summary>", "",
-           "| round | tool | req/s | CPU µs/req | backend CPU µs/req | errors | non-2xx |",
-           "| ---: | --- | ---: | ---: | ---: | --- | ---: |"]
+           "| round | tool | req/s | CPU µs/req | backend CPU µs/req | other load on generator core | other load on backend core | errors | non-2xx |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for i, rd in enumerate(c["rounds"], 1):
         for tool, x in rd.items():
             md.append(f"| {i} | {tool} | {_n(x.get('rps'))} | {_cpu(x.get('cpu_us_per_req'))} | "
-                      f"{_cpu(x.get('backend_cpu_us_per_req'))} | {x.get('errors') or x.get('error') or 'none'} | {x.get('non_2xx', '–')} |")
+                      f"{_cpu(x.get('backend_cpu_us_per_req'))} | {_pct(x.get('load_core_other'))} | "
+                      f"{_pct(x.get('backend_core_other'))} | {x.get('errors') or x.get('error') or 'none'} | {x.get('non_2xx', '–')} |")
     md += ["", "</details>", "", "## Anomalies", ""]
     md += [f"* {a}" for a in r["anomalies"]] or ["None."]
     for rd in c["rounds"]:

@@ -16,7 +16,7 @@ mod error;
 mod syntax;
 
 pub use compile::{
-    compile, compile_with, Api, Backend, CompiledConfig, MockResponse, Operation, Resolve,
+    compile, compile_with, Access, Api, Backend, CompiledConfig, MockResponse, Operation, Resolve,
     Settings, SystemResolver, Timeouts, UpstreamSettings,
 };
 pub use error::{ConfigError, ConfigErrors};
@@ -33,6 +33,15 @@ pub fn load_str(text: &str, revision: u64) -> Result<CompiledConfig, ConfigError
     compile(&parse_str(text)?, revision)
 }
 
+/// [`load_str`] where policy files are read relative to `base_dir`.
+pub fn load_str_in(
+    text: &str,
+    revision: u64,
+    base_dir: Option<&std::path::Path>,
+) -> Result<CompiledConfig, ConfigErrors> {
+    compile::compile_in(&parse_str(text)?, revision, &SystemResolver, base_dir)
+}
+
 /// Reads and loads a file; an unreadable file is an error whose path is the file.
 pub fn load_file(path: &std::path::Path, revision: u64) -> Result<CompiledConfig, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -41,7 +50,7 @@ pub fn load_file(path: &std::path::Path, revision: u64) -> Result<CompiledConfig
             message: e.to_string(),
         }])
     })?;
-    load_str(&text, revision)
+    load_str_in(&text, revision, path.parent())
 }
 
 /// Parses YAML or JSON text into the [`model`] without compiling it. An empty

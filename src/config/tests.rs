@@ -256,8 +256,8 @@ fn unknown_fields_name_their_path() {
         errs[0].starts_with("gateway.timeouts.keepalive: unknown field"),
         "{errs:?}"
     );
-    let errs = errors("apis: []\nproducts: []\n");
-    assert!(errs[0].starts_with("products: unknown field"), "{errs:?}");
+    let errs = errors("apis: []\nprodcuts: []\n");
+    assert!(errs[0].starts_with("prodcuts: unknown field"), "{errs:?}");
     let errs = errors("apis:\n  - id: a\n    mock: {}\n");
     assert!(
         errs[0].starts_with("apis[0].mock: unknown field"),

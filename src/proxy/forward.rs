@@ -10,11 +10,15 @@ use super::respond::{self, Failure};
 use super::rewrite::{self, OutFraming};
 use super::{Client, Next};
 use crate::config::{Api, Backend, Settings};
-use crate::http::write::{write_chunk_header, write_last_chunk};
+use crate::http::headers::is_hop_by_hop;
+use crate::http::write::{
+    reason_phrase, write_chunk_header, write_header, write_last_chunk, write_status_line,
+};
 use crate::http::{parse_response_head, BodyDecoder, BodyKind, RequestHead, ResponseHead, Version};
 use crate::io::Conn;
 use crate::upstream::{self, ConnectError, Upstream};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Why sending the request failed.
 enum SendFailure {
@@ -32,20 +36,131 @@ enum ReadFailure {
     Invalid,
 }
 
+/// What to send and where. The fast path builds it from the request head; the policy
+/// path from the context the inbound policies left.
+pub struct Plan<'a> {
+    pub addr: SocketAddr,
+    /// The complete request head for the backend.
+    pub head_bytes: Vec<u8>,
+    /// A body set by a policy: sent with Content-Length instead of the client's body
+    /// (which the caller has already read and dropped).
+    pub body: Option<&'a [u8]>,
+    /// Time allowed for the backend's response head.
+    pub timeout: Duration,
+}
+
+/// How the answer to the client is decided once the backend's response head is in.
+pub trait ResponseHook {
+    /// True when the hook needs the whole response body (bounded) before deciding.
+    fn wants_body(&self) -> bool;
+    /// `None`: relay the backend's response as it is. `Some`: answer as it says.
+    fn on_response(&mut self, resp: &ResponseHead, body: Option<Vec<u8>>) -> Option<Rewrite>;
+}
+
+/// A hook's decision about the response.
+pub enum Rewrite {
+    /// Status and headers from the answer (its body is ignored); the backend's body
+    /// streams behind them.
+    Head(Answer),
+    /// The whole answer, body included.
+    Full(Answer),
+}
+
+/// A complete response decided by the gateway (a policy's rewrite of the backend's).
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// How forwarding ended.
+pub enum Forwarded {
+    /// The client has its answer; what the connection does next.
+    Done(Next),
+    /// Nothing was sent to the client yet: the caller answers with this failure (after
+    /// on-error, on the policy path).
+    Failed { failure: Failure, keep_alive: bool },
+}
+
+/// Largest response body a hook may ask to see.
+const MAX_BUFFERED_BODY: usize = 4 * 1024 * 1024;
+
+/// The fast path: forwards a request to its API's backend with no policies involved.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     client: &mut Client,
     head: &RequestHead,
     api: &Api,
     backend: &Backend,
     suffix: &str,
+    strip: &KeyStrip<'_>,
     settings: &Settings,
     keep_alive: bool,
 ) -> Next {
-    let target = rewrite::backend_target(backend, suffix, head.query());
+    let target = rewrite::backend_target(backend, suffix, strip.query(head.query()).as_deref());
     let mut head_bytes = Vec::with_capacity(512);
-    rewrite::request_head(&mut head_bytes, head, backend, &target, client.peer.ip());
+    rewrite::request_head(
+        &mut head_bytes,
+        head,
+        backend,
+        &target,
+        client.peer.ip(),
+        strip.header,
+    );
+    let plan = Plan {
+        addr: backend.addr,
+        head_bytes,
+        body: None,
+        timeout: api.timeout,
+    };
+    match forward_plan(client, head, api, plan, settings, keep_alive, None).await {
+        Forwarded::Done(next) => next,
+        Forwarded::Failed {
+            failure,
+            keep_alive,
+        } => local(client, failure, keep_alive).await,
+    }
+}
 
-    if head.expect_continue && head.body != BodyKind::Empty {
+/// The subscription key to remove before forwarding: its header name and query name.
+pub struct KeyStrip<'a> {
+    pub header: Option<&'a str>,
+    pub query: Option<&'a str>,
+}
+
+impl KeyStrip<'_> {
+    /// The query without the key parameter.
+    pub fn query(&self, query: Option<&str>) -> Option<String> {
+        let q = query?;
+        let Some(name) = self.query else {
+            return Some(q.to_string());
+        };
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|kv| kv.split('=').next() != Some(name))
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("&"))
+    }
+}
+
+/// Sends `plan` and relays or rewrites the response.
+pub async fn forward_plan(
+    client: &mut Client,
+    head: &RequestHead,
+    api: &Api,
+    plan: Plan<'_>,
+    settings: &Settings,
+    keep_alive: bool,
+    hook: Option<&mut dyn ResponseHook>,
+) -> Forwarded {
+    let failed = |failure, keep_alive| Forwarded::Failed {
+        failure,
+        keep_alive,
+    };
+    let client_body = plan.body.is_none() && head.body != BodyKind::Empty;
+    if head.expect_continue && client_body {
         // The gateway gives the go-ahead itself and streams the body when it comes.
         if client
             .conn
@@ -53,53 +168,49 @@ pub async fn forward(
             .await
             .is_err()
         {
-            return Next::Close;
+            return Forwarded::Done(Next::Close);
         }
     }
 
-    let retry_allowed = head.body == BodyKind::Empty && rewrite::is_idempotent(&head.method);
+    let retry_allowed = !client_body && rewrite::is_idempotent(&head.method);
     let mut retried = false;
     let (mut up, resp) = loop {
         let pooled = client
             .core
             .pools
             .borrow_mut()
-            .take(backend.addr, settings.upstream.idle_timeout);
+            .take(plan.addr, settings.upstream.idle_timeout);
         let mut up = match pooled {
             Some(up) => up,
-            None => match upstream::connect(backend.addr, settings.timeouts.upstream_connect).await
-            {
+            None => match upstream::connect(plan.addr, settings.timeouts.upstream_connect).await {
                 Ok(up) => up,
                 Err(ConnectError::Timeout) => {
-                    return local(
-                        client,
-                        Failure::GatewayTimeout("Backend connect timeout"),
-                        false,
-                    )
-                    .await
+                    return failed(Failure::GatewayTimeout("Backend connect timeout"), false)
                 }
                 Err(ConnectError::Io(e)) => {
-                    tracing::debug!(backend = %backend.addr, error = %e, "connect failed");
+                    tracing::debug!(backend = %plan.addr, error = %e, "connect failed");
                     let failure = Failure::BadGateway("Backend connection failed");
-                    let ka = keep_alive && head.body == BodyKind::Empty;
-                    return local(client, failure, ka).await;
+                    return failed(failure, keep_alive && !client_body);
                 }
             },
         };
-        match send_request(client, &mut up, &head_bytes, head, api, settings).await {
+        let sent = match plan.body {
+            Some(body) => send_fixed(&mut up, &plan.head_bytes, body).await,
+            None => send_request(client, &mut up, &plan.head_bytes, head, api, settings).await,
+        };
+        match sent {
             Ok(()) => {}
             Err(SendFailure::Upstream) if up.reused && retry_allowed && !retried => {
                 retried = true;
                 continue;
             }
             Err(SendFailure::Upstream) => {
-                let failure = Failure::BadGateway("Backend connection failed");
-                return local(client, failure, false).await;
+                return failed(Failure::BadGateway("Backend connection failed"), false)
             }
-            Err(SendFailure::Client(Some(failure))) => return local(client, failure, false).await,
-            Err(SendFailure::Client(None)) => return Next::Close,
+            Err(SendFailure::Client(Some(failure))) => return failed(failure, false),
+            Err(SendFailure::Client(None)) => return Forwarded::Done(Next::Close),
         }
-        let deadline = Instant::now() + api.timeout;
+        let deadline = Instant::now() + plan.timeout;
         match read_response_head(&mut up, head.method == "HEAD", settings, deadline).await {
             Ok(resp) => break (up, resp),
             Err(ReadFailure::ClosedEarly) if up.reused && retry_allowed && !retried => {
@@ -108,11 +219,10 @@ pub async fn forward(
             }
             Err(ReadFailure::ClosedEarly) | Err(ReadFailure::Invalid) => {
                 let failure = Failure::BadGateway("Invalid response from backend");
-                return local(client, failure, keep_alive && head.body == BodyKind::Empty).await;
+                return failed(failure, keep_alive && !client_body);
             }
             Err(ReadFailure::Timeout) => {
-                let failure = Failure::GatewayTimeout("Backend response timeout");
-                return local(client, failure, false).await;
+                return failed(Failure::GatewayTimeout("Backend response timeout"), false)
             }
         }
     };
@@ -120,14 +230,82 @@ pub async fn forward(
     if resp.status == 101 {
         if head.upgrade.is_none() {
             let failure = Failure::BadGateway("Unexpected protocol switch from backend");
-            return local(client, failure, false).await;
+            return failed(failure, false);
         }
         let mut out = Vec::with_capacity(256);
         rewrite::response_head(&mut out, &resp, OutFraming::None, true, true, true);
         if client.conn.send(&out).await.is_err() {
-            return Next::Close;
+            return Forwarded::Done(Next::Close);
         }
-        return Next::Tunnel(Box::new(up));
+        return Forwarded::Done(Next::Tunnel(Box::new(up)));
+    }
+
+    if let Some(hook) = hook {
+        let body = if hook.wants_body() && resp.body != BodyKind::Empty {
+            match read_body(&mut up, &resp, api, settings).await {
+                Some(b) => Some(b),
+                None => {
+                    let failure = Failure::BadGateway("Invalid response from backend");
+                    return failed(failure, false);
+                }
+            }
+        } else {
+            None
+        };
+        let buffered = body.is_some();
+        match hook.on_response(&resp, body) {
+            None => {}
+            Some(Rewrite::Full(answer)) => {
+                // The backend's connection is reusable only if its body was read whole.
+                if buffered && resp.keep_alive && up.buf.is_empty() {
+                    client
+                        .core
+                        .pools
+                        .borrow_mut()
+                        .put(up, settings.upstream.max_idle_per_backend);
+                }
+                let head_only = head.method == "HEAD";
+                return Forwarded::Done(send_answer(client, &answer, head_only, keep_alive).await);
+            }
+            Some(Rewrite::Head(answer)) => {
+                let client_http11 = head.version == Version::Http11;
+                let framing = rewrite::response_framing(resp.body, client_http11);
+                let keep_alive = keep_alive && framing != OutFraming::Close;
+                let mut rewritten = resp.clone();
+                rewritten.status = answer.status;
+                rewritten.reason = answer.reason;
+                rewritten.headers = answer
+                    .headers
+                    .into_iter()
+                    .filter(|(n, _)| {
+                        !n.eq_ignore_ascii_case("content-length")
+                            && !n.eq_ignore_ascii_case("transfer-encoding")
+                    })
+                    .map(|(name, value)| crate::http::Header {
+                        name,
+                        value: value.into_bytes(),
+                    })
+                    .chain(
+                        resp.headers
+                            .iter()
+                            .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .cloned(),
+                    )
+                    .collect();
+                let mut out = Vec::with_capacity(1024);
+                rewrite::response_head(
+                    &mut out,
+                    &rewritten,
+                    framing,
+                    keep_alive,
+                    client_http11,
+                    false,
+                );
+                return Forwarded::Done(
+                    finish_stream(client, up, &resp, framing, out, api, settings, keep_alive).await,
+                );
+            }
+        }
     }
 
     let client_http11 = head.version == Version::Http11;
@@ -136,7 +314,23 @@ pub async fn forward(
     let mut out = Vec::with_capacity(1024);
     rewrite::response_head(&mut out, &resp, framing, keep_alive, client_http11, false);
 
-    match stream_response(client, &mut up, &resp, framing, out, api, settings).await {
+    Forwarded::Done(finish_stream(client, up, &resp, framing, out, api, settings, keep_alive).await)
+}
+
+/// Streams the response body behind `out` (the head) and pools the backend connection
+/// when both messages ended cleanly.
+#[allow(clippy::too_many_arguments)]
+async fn finish_stream(
+    client: &mut Client,
+    mut up: Upstream,
+    resp: &ResponseHead,
+    framing: OutFraming,
+    out: Vec<u8>,
+    api: &Api,
+    settings: &Settings,
+    keep_alive: bool,
+) -> Next {
+    match stream_response(client, &mut up, resp, framing, out, api, settings).await {
         Streamed::Complete => {
             if resp.keep_alive && resp.body != BodyKind::UntilClose && up.buf.is_empty() {
                 client
@@ -155,8 +349,97 @@ pub async fn forward(
     }
 }
 
+/// Writes a gateway-decided answer with Content-Length.
+pub async fn send_answer(
+    client: &mut Client,
+    answer: &Answer,
+    head_only: bool,
+    keep_alive: bool,
+) -> Next {
+    let mut out = Vec::with_capacity(256 + answer.body.len());
+    write_status_line(
+        &mut out,
+        answer.status,
+        if answer.reason.is_empty() {
+            reason_phrase(answer.status)
+        } else {
+            &answer.reason
+        },
+    );
+    for (name, value) in &answer.headers {
+        if is_hop_by_hop(name) || name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        write_header(&mut out, name, value.as_bytes());
+    }
+    let no_body = answer.status == 204 || answer.status == 304 || answer.status < 200;
+    if !no_body {
+        write_header(
+            &mut out,
+            "content-length",
+            answer.body.len().to_string().as_bytes(),
+        );
+    }
+    if !keep_alive {
+        write_header(&mut out, "connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && !no_body {
+        out.extend_from_slice(&answer.body);
+    }
+    if client.conn.send(&out).await.is_err() || !keep_alive {
+        Next::Close
+    } else {
+        Next::KeepAlive
+    }
+}
+
+/// Sends a head and a fixed body (set by a policy).
+async fn send_fixed(up: &mut Upstream, head_bytes: &[u8], body: &[u8]) -> Result<(), SendFailure> {
+    let mut out = Vec::with_capacity(head_bytes.len() + body.len());
+    out.extend_from_slice(head_bytes);
+    out.extend_from_slice(body);
+    up.conn.send(&out).await.map_err(|_| SendFailure::Upstream)
+}
+
+/// Reads a whole response body (for outbound policies), bounded.
+async fn read_body(
+    up: &mut Upstream,
+    resp: &ResponseHead,
+    api: &Api,
+    settings: &Settings,
+) -> Option<Vec<u8>> {
+    let mut decoder = BodyDecoder::new(resp.body, settings.limits.max_header_bytes);
+    let mut body = Vec::new();
+    loop {
+        loop {
+            let d = decoder.decode(up.buf.filled()).ok()?;
+            body.extend_from_slice(&up.buf.filled()[d.data.clone()]);
+            up.buf.consume(d.consumed);
+            if body.len() > MAX_BUFFERED_BODY {
+                return None;
+            }
+            if d.done {
+                return Some(body);
+            }
+            if d.consumed == 0 {
+                break;
+            }
+        }
+        let at = Instant::now() + api.timeout;
+        match before(at, up.conn.recv(&mut up.buf)).await {
+            Some(Ok(n)) if n > 0 => {}
+            Some(Ok(_)) => {
+                decoder.on_eof().ok()?;
+                return Some(body);
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// Answers the client with a gateway error.
-async fn local(client: &mut Client, failure: Failure, keep_alive: bool) -> Next {
+pub async fn local(client: &mut Client, failure: Failure, keep_alive: bool) -> Next {
     let mut out = Vec::with_capacity(256);
     respond::error_response(failure, keep_alive, &mut out);
     if client.conn.send(&out).await.is_err() || !keep_alive {

@@ -8,8 +8,10 @@
 mod deadline;
 mod forward;
 pub mod path;
+mod policy_path;
 pub mod respond;
 pub mod rewrite;
+mod subscription;
 mod tunnel;
 
 use crate::config::{RouteMatch, Settings};
@@ -173,12 +175,31 @@ async fn handle(
             api,
             operation,
             suffix,
-            ..
+            params,
         } => {
             if let (Some(max), BodyKind::Length(n)) = (api.max_request_body, head.body) {
                 if n > max {
                     return fail(client, head, settings, Failure::BodyTooLarge, false).await;
                 }
+            }
+            let (presented, key_place) = match subscription::check(&config, api, head) {
+                Ok(found) => found,
+                Err(failure) => return fail(client, head, settings, failure, keep_alive).await,
+            };
+            let product = presented.as_ref().and_then(|p| p.product.map(|p| p.index));
+            let pipeline = config.pipelines.get(api.index, operation.index, product);
+            if let Some(pipeline) = pipeline.filter(|p| !p.is_passthrough()) {
+                let matched = policy_path::Matched {
+                    config: &config,
+                    api,
+                    operation,
+                    suffix,
+                    params: &params,
+                    subscription: presented,
+                    key_place,
+                    pipeline,
+                };
+                return policy_path::run(client, head, matched, settings, keep_alive).await;
             }
             if let Some(mock) = &operation.mock {
                 let head_only = head.method == "HEAD";
@@ -194,7 +215,7 @@ async fn handle(
                 })
                 .await;
             }
-            let Some(backend) = api.backend.and_then(|i| config.backends().get(i)) else {
+            let Some(backend) = config.backend_of(api) else {
                 return fail(
                     client,
                     head,
@@ -204,7 +225,14 @@ async fn handle(
                 )
                 .await;
             };
-            forward::forward(client, head, api, backend, suffix, settings, keep_alive).await
+            let strip = forward::KeyStrip {
+                header: key_place.in_header.then_some(api.key_header.as_str()),
+                query: key_place.in_query.then_some(api.key_query.as_str()),
+            };
+            forward::forward(
+                client, head, api, backend, suffix, &strip, settings, keep_alive,
+            )
+            .await
         }
     }
 }
@@ -249,7 +277,11 @@ async fn send_failure(client: &mut Client, failure: Failure, keep_alive: bool) {
 /// Consumes a request body the gateway does not forward, so the next request on the
 /// connection starts at the right byte. False when the connection must close instead
 /// (body too long, malformed, or too slow).
-async fn discard_body(client: &mut Client, head: &RequestHead, settings: &Settings) -> bool {
+pub(crate) async fn discard_body(
+    client: &mut Client,
+    head: &RequestHead,
+    settings: &Settings,
+) -> bool {
     match head.body {
         BodyKind::Empty => return true,
         BodyKind::Length(n) if n > DISCARD_LIMIT => return false,

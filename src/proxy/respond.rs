@@ -20,6 +20,9 @@ pub enum Failure {
     BodyTooLarge,
     /// No config loaded yet.
     NotReady,
+    SubscriptionMissing,
+    SubscriptionInvalid,
+    SubscriptionInactive,
     /// The backend refused or reset the connection, or answered with something not HTTP.
     BadGateway(&'static str),
     /// The backend did not connect or answer in time.
@@ -35,6 +38,8 @@ impl Failure {
             Failure::NoApi | Failure::NoOperation => 404,
             Failure::BodyTooLarge => 413,
             Failure::NotReady => 503,
+            Failure::SubscriptionMissing | Failure::SubscriptionInvalid => 401,
+            Failure::SubscriptionInactive => 403,
             Failure::BadGateway(_) => 502,
             Failure::GatewayTimeout(_) => 504,
         }
@@ -49,6 +54,9 @@ impl Failure {
             Failure::NoOperation => "Operation not found",
             Failure::BodyTooLarge => "Request entity too large",
             Failure::NotReady => "Gateway has no configuration yet",
+            Failure::SubscriptionMissing => "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.",
+            Failure::SubscriptionInvalid => "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.",
+            Failure::SubscriptionInactive => "Access denied due to inactive subscription. Make sure the subscription is active.",
             Failure::BadGateway(why) | Failure::GatewayTimeout(why) => why,
         }
     }
@@ -57,10 +65,7 @@ impl Failure {
 /// A complete JSON error response, `{ "statusCode": 404, "message": "..." }`.
 pub fn error_response(failure: Failure, keep_alive: bool, out: &mut Vec<u8>) {
     let status = failure.status();
-    let body = format!(
-        "{{ \"statusCode\": {status}, \"message\": \"{}\" }}",
-        json_escape(failure.message())
-    );
+    let body = error_body(status, failure.message());
     simple_response(
         status,
         Some("application/json"),
@@ -69,6 +74,14 @@ pub fn error_response(failure: Failure, keep_alive: bool, out: &mut Vec<u8>) {
         keep_alive,
         out,
     );
+}
+
+/// APIM's JSON error body.
+pub fn error_body(status: u16, message: &str) -> String {
+    format!(
+        "{{ \"statusCode\": {status}, \"message\": \"{}\" }}",
+        json_escape(message)
+    )
 }
 
 /// A response with a fixed body. `head_only` leaves the body out (HEAD requests) but

@@ -45,13 +45,17 @@ pub fn request_head(
     backend: &Backend,
     target: &str,
     client_ip: IpAddr,
+    drop_header: Option<&str>,
 ) {
     write_request_line(out, &req.method, target);
     write_header(out, "host", backend.authority.as_bytes());
     let named = connection_tokens(&req.headers);
     let mut forwarded_for: Vec<u8> = Vec::new();
     for Header { name, value } in &req.headers {
-        if is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+        if is_hop_by_hop(name)
+            || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+            || drop_header.is_some_and(|d| d.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {

@@ -4,6 +4,7 @@
 //! no atomics beyond the one `Arc` the control thread hands over on a config swap.
 
 use crate::config::CompiledConfig;
+use crate::policy::services::Services;
 use crate::upstream::Pools;
 use event_listener::{Event, EventListener};
 use std::cell::{Cell, RefCell};
@@ -28,6 +29,8 @@ pub struct CoreState {
     pub id: usize,
     config: RefCell<Option<ConfigRef>>,
     pub pools: RefCell<Pools>,
+    /// Per-core state of policies (rate-limit shard, clock).
+    pub services: RefCell<Services>,
     draining: Cell<Option<Instant>>,
     drain_event: Event,
     active: Cell<usize>,
@@ -35,11 +38,12 @@ pub struct CoreState {
 }
 
 impl CoreState {
-    pub fn new(id: usize, config: Option<Arc<CompiledConfig>>) -> Rc<Self> {
+    pub fn new(id: usize, config: Option<Arc<CompiledConfig>>, services: Services) -> Rc<Self> {
         Rc::new(Self {
             id,
             config: RefCell::new(config.map(Rc::new)),
             pools: RefCell::new(Pools::default()),
+            services: RefCell::new(services),
             draining: Cell::new(None),
             drain_event: Event::new(),
             active: Cell::new(0),

@@ -11,6 +11,8 @@ pub use self::control::ConfigSource;
 use self::core::{CoreMsg, CoreState};
 use crate::config::CompiledConfig;
 use crate::io::TcpConn;
+use crate::policy::services::Services;
+use crate::ratelimit::{CoreShard, NodeLimiter};
 use anyhow::{bail, Context};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -18,6 +20,11 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+/// Keys tracked per rate limit before quiet ones are evicted.
+const MAX_LIMIT_KEYS: usize = 100_000;
+/// How often each core settles its rate-limit leases with the node.
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How the gateway is started.
 #[derive(Clone, Debug)]
@@ -53,6 +60,7 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
     // core bind it with SO_REUSEPORT. The reserving socket never listens.
     let (listen, _reservation) = reserve_port(opts.listen)?;
 
+    let limiter = NodeLimiter::new(cpus.len(), MAX_LIMIT_KEYS);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut senders = Vec::new();
     let mut handles = Vec::new();
@@ -61,9 +69,17 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         senders.push(tx);
         let ready = ready_tx.clone();
         let config = initial.clone();
+        let limiter = limiter.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("portico-core-{index}"))
-            .spawn(move || async move { core_main(index, listen, config, rx, ready).await })
+            .spawn(move || async move {
+                let services = Services {
+                    limits: CoreShard::new(limiter, index),
+                    now: Instant::now(),
+                    openid: Default::default(),
+                };
+                core_main(index, listen, config, services, rx, ready).await
+            })
             .map_err(|e| anyhow::anyhow!("starting the executor for cpu {cpu}: {e}"))?;
         handles.push(handle);
     }
@@ -141,6 +157,7 @@ async fn core_main(
     index: usize,
     listen: SocketAddr,
     config: Arc<CompiledConfig>,
+    services: Services,
     rx: async_channel::Receiver<CoreMsg>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
@@ -151,8 +168,9 @@ async fn core_main(
             return;
         }
     };
-    let core = CoreState::new(index, Some(config));
+    let core = CoreState::new(index, Some(config), services);
     glommio::spawn_local(control_task(core.clone(), rx)).detach();
+    glommio::spawn_local(reconcile_task(core.clone())).detach();
     glommio::spawn_local(crate::upstream::sweep_task(core.clone())).detach();
     let _ = ready.send(Ok(()));
 
@@ -227,6 +245,18 @@ async fn accept_loop(core: &Rc<CoreState>, listener: &TcpListener) {
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+/// Returns unused rate-limit budget to the node and takes in what other cores gave
+/// back, off the request path.
+async fn reconcile_task(core: Rc<CoreState>) {
+    loop {
+        glommio::timer::sleep(RECONCILE_INTERVAL).await;
+        if core.is_draining() {
+            return;
+        }
+        core.services.borrow_mut().limits.reconcile(Instant::now());
     }
 }
 

@@ -17,6 +17,8 @@ use crate::config::syntax;
 /// A compiled API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Api {
+    /// Position in [`CompiledConfig::apis`](super::CompiledConfig::apis).
+    pub index: usize,
     pub id: String,
     pub name: String,
     /// `""` (serves the root) or `/echo`: a leading '/', never a trailing one.
@@ -30,6 +32,11 @@ pub struct Api {
     pub timeout: Duration,
     /// Larger request bodies are answered with 413.
     pub max_request_body: Option<u64>,
+    /// A subscription key is required to call it.
+    pub subscription_required: bool,
+    /// Where the subscription key is read from.
+    pub key_header: String,
+    pub key_query: String,
     /// In document order; routing precedence is kept separately.
     pub operations: Vec<Operation>,
 }
@@ -37,6 +44,8 @@ pub struct Api {
 /// A compiled operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
+    /// Position in its API's `operations`.
+    pub index: usize,
     pub id: String,
     /// Case-sensitive method (RFC 9110 §9.1); `None` matches any method.
     pub method: Option<String>,
@@ -140,7 +149,8 @@ pub(super) fn compile_api(
             }
         }
         let op = compile_operation(&op_at, op_doc, errors);
-        if let Some(op) = op {
+        if let Some(mut op) = op {
+            op.index = operations.len();
             let key = (op_doc_method(op_doc), op.template.shape());
             if let Some(&first) = shapes.get(&key) {
                 errors.push(
@@ -155,7 +165,11 @@ pub(super) fn compile_api(
             }
             // A serviceUrl that failed to compile already has its error; a missing
             // one makes every unmocked operation unanswerable.
-            if op_doc.mock.is_none() && doc.service_url.is_none() {
+            if op_doc.mock.is_none()
+                && op_doc.policies.is_none()
+                && doc.policies.is_none()
+                && doc.service_url.is_none()
+            {
                 errors.push(
                     format!("{op_at}.mock"),
                     "required: the API has no serviceUrl to forward to",
@@ -165,7 +179,12 @@ pub(super) fn compile_api(
         }
     }
 
+    let key_names = doc
+        .subscription_key_parameter_names
+        .clone()
+        .unwrap_or_default();
     let api = Api {
+        index: 0,
         id: doc.id.clone(),
         name,
         path,
@@ -173,6 +192,13 @@ pub(super) fn compile_api(
         backend,
         timeout,
         max_request_body: doc.max_request_body_size,
+        subscription_required: doc.subscription_required.unwrap_or(false),
+        key_header: key_names
+            .header
+            .unwrap_or_else(|| "Ocp-Apim-Subscription-Key".to_string()),
+        key_query: key_names
+            .query
+            .unwrap_or_else(|| "subscription-key".to_string()),
         operations,
     };
     (api, patterns)
@@ -208,6 +234,7 @@ fn compile_operation(at: &str, doc: &OperationDoc, errors: &mut Errors) -> Optio
         .as_ref()
         .and_then(|m| mock(&format!("{at}.mock"), m, errors));
     Some(Operation {
+        index: 0,
         id: doc.id.clone(),
         method: method?,
         template: template?,

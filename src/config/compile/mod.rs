@@ -7,14 +7,18 @@
 //! `api` (one API and its operations), `backend` (`serviceUrl`); this file holds the
 //! checks that span several APIs and assembles the result.
 
+mod access;
 mod api;
 mod backend;
+mod policies;
 mod settings;
 
 use std::collections::HashMap;
 
+pub use access::{Access, KeyCheck, Product, Subscription, SubscriptionScope};
 pub use api::{Api, MockResponse, Operation, DEFAULT_API_TIMEOUT};
 pub use backend::{Backend, Resolve, SystemResolver};
+pub use policies::Pipelines;
 pub use settings::{Settings, Timeouts, UpstreamSettings};
 
 use super::model::Document;
@@ -29,6 +33,10 @@ pub struct CompiledConfig {
     pub revision: u64,
     pub settings: Settings,
     pub apis: Vec<Api>,
+    /// Products and subscriptions (keys as digests only).
+    pub access: Access,
+    /// One compiled policy pipeline per operation (and product).
+    pub pipelines: Pipelines,
     backends: Vec<Backend>,
     router: Router,
 }
@@ -64,6 +72,16 @@ pub fn compile_with(
     revision: u64,
     resolver: &dyn Resolve,
 ) -> Result<CompiledConfig, ConfigErrors> {
+    compile_in(doc, revision, resolver, None)
+}
+
+/// [`compile_with`] where policy files are read relative to `base_dir`.
+pub fn compile_in(
+    doc: &Document,
+    revision: u64,
+    resolver: &dyn Resolve,
+    base_dir: Option<&std::path::Path>,
+) -> Result<CompiledConfig, ConfigErrors> {
     let mut errors = Errors::default();
     let settings = settings::compile_settings(&doc.gateway, &mut errors);
 
@@ -71,13 +89,16 @@ pub fn compile_with(
     let mut apis = Vec::with_capacity(doc.apis.len());
     let mut hosts = Vec::with_capacity(doc.apis.len());
     for (i, api_doc) in doc.apis.iter().enumerate() {
-        let (api, patterns) =
+        let (mut api, patterns) =
             api::compile_api(&format!("apis[{i}]"), api_doc, &mut backends, &mut errors);
+        api.index = i;
         apis.push(api);
         hosts.push(patterns);
     }
     check_unique_ids(&apis, &mut errors);
     check_path_conflicts(&apis, &hosts, &mut errors);
+    let access = access::compile_access(&doc.products, &doc.subscriptions, &apis, &mut errors);
+    let pipelines = policies::compile_policies(doc, &apis, &access, base_dir, &mut errors);
 
     errors.into_result()?;
     let hosts = hosts
@@ -89,6 +110,8 @@ pub fn compile_with(
         revision,
         settings,
         apis,
+        access,
+        pipelines,
         backends: backends.finish(),
         router,
     })

@@ -15,6 +15,11 @@ pub struct ApiDoc {
     pub service_url: Option<String>,
     pub timeout: Option<DurationValue>,
     pub max_request_body_size: Option<u64>,
+    /// Whether a subscription key is required (default false; APIM's default is true).
+    pub subscription_required: Option<bool>,
+    pub subscription_key_parameter_names: Option<super::KeyNamesDoc>,
+    /// Inline policy XML, or a path to an `.xml` file.
+    pub policies: Option<String>,
     #[serde(default)]
     pub operations: Vec<OperationDoc>,
 }
@@ -27,6 +32,8 @@ pub struct OperationDoc {
     pub method: String,
     pub url_template: String,
     pub mock: Option<MockDoc>,
+    /// Inline policy XML, or a path to an `.xml` file.
+    pub policies: Option<String>,
 }
 
 /// `apis[].operations[].mock:` an answer given by the gateway itself.

@@ -5,12 +5,14 @@
 //! URLs and templates are still strings here. Add a file per new concern (products,
 //! subscriptions, named values, policies, backends) and a field on [`Document`].
 
+mod access;
 mod api;
 mod duration;
 mod gateway;
 
 use serde::Deserialize;
 
+pub use access::{KeyNamesDoc, NamedValueDoc, ProductDoc, SubscriptionDoc};
 pub use api::{ApiDoc, MockDoc, OperationDoc};
 pub use duration::DurationValue;
 pub use gateway::{GatewayDoc, LimitsDoc, TimeoutsDoc, UpstreamDoc};
@@ -25,4 +27,12 @@ pub struct Document {
     /// The APIs this gateway serves.
     #[serde(default)]
     pub apis: Vec<ApiDoc>,
+    /// The global policy document (inline XML or a path to an `.xml` file).
+    pub policies: Option<String>,
+    #[serde(default)]
+    pub named_values: Vec<NamedValueDoc>,
+    #[serde(default)]
+    pub products: Vec<ProductDoc>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionDoc>,
 }

@@ -1,0 +1,193 @@
+//! The policies Portico runs, one variant each, with APIM's element and attribute
+//! names. `compile` turns a document element into a [`Policy`] (every attribute checked,
+//! unknown ones refused, expressions parsed); [`Policy::apply`] runs it on a request's
+//! context. Each family lives in its own file.
+
+mod access;
+mod attrs;
+mod backend;
+mod flow;
+mod headers;
+mod jwt;
+pub mod limits;
+mod transform;
+
+pub use attrs::Attrs;
+
+use super::context::Context;
+use super::document::Scope;
+use super::pipeline::{Flow, Section};
+use super::services::Services;
+use super::xml::Element;
+
+/// What compiling one policy element needs to know about where it is.
+pub struct CompileCx<'a> {
+    pub section: Section,
+    pub scope: Scope,
+    /// The id of the scope's item ("" for global): API id, product id, operation id.
+    pub scope_id: &'a str,
+    /// The element's position in its scope's section.
+    pub index: usize,
+    /// The operation's configured mock answer, for mock-response.
+    pub mock: Option<&'a crate::config::MockResponse>,
+}
+
+impl CompileCx<'_> {
+    /// A stable identity for counters (rate limits), from the policy's place.
+    pub fn identity(&self, extra: &str) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.scope.name(),
+            self.scope_id,
+            self.section.name(),
+            self.index,
+            extra
+        )
+    }
+}
+
+/// A compiled policy.
+#[derive(Debug)]
+pub enum Policy {
+    ForwardRequest(flow::ForwardRequest),
+    SetHeader(headers::SetHeader),
+    CheckHeader(headers::CheckHeader),
+    SetQueryParameter(headers::SetQueryParameter),
+    RewriteUri(headers::RewriteUri),
+    SetMethod(headers::SetMethod),
+    SetVariable(flow::SetVariable),
+    Choose(flow::Choose),
+    ReturnResponse(flow::ReturnResponse),
+    MockResponse(flow::MockResponse),
+    SetStatus(flow::SetStatus),
+    SetBody(flow::SetBody),
+    Trace(flow::Trace),
+    IpFilter(access::IpFilter),
+    Cors(access::Cors),
+    ValidateJwt(jwt::ValidateJwt),
+    /// `rate-limit` and `rate-limit-by-key`.
+    RateLimit(limits::RateLimit),
+    /// `quota` and `quota-by-key`.
+    Quota(limits::Quota),
+    SetBackendService(backend::SetBackendService),
+    FindAndReplace(transform::FindAndReplace),
+    JsonToXml(transform::JsonToXml),
+    XmlToJson(transform::XmlToJson),
+}
+
+impl Policy {
+    pub fn apply(&self, section: Section, cx: &mut Context, svc: &mut Services) -> Flow {
+        match self {
+            Policy::ForwardRequest(_) => Flow::Continue,
+            Policy::SetHeader(p) => p.apply(section, cx),
+            Policy::CheckHeader(p) => p.apply(cx),
+            Policy::SetQueryParameter(p) => p.apply(cx),
+            Policy::RewriteUri(p) => p.apply(cx),
+            Policy::SetMethod(p) => p.apply(cx),
+            Policy::SetVariable(p) => p.apply(cx),
+            Policy::Choose(p) => p.apply(section, cx, svc),
+            Policy::ReturnResponse(p) => p.apply(cx),
+            Policy::MockResponse(p) => p.apply(cx),
+            Policy::SetStatus(p) => p.apply(cx),
+            Policy::SetBody(p) => p.apply(section, cx),
+            Policy::Trace(p) => p.apply(cx),
+            Policy::IpFilter(p) => p.apply(cx),
+            Policy::Cors(p) => p.apply(cx),
+            Policy::ValidateJwt(p) => p.apply(cx, svc),
+            Policy::RateLimit(p) => p.apply(cx, svc),
+            Policy::Quota(p) => p.apply(cx, svc),
+            Policy::SetBackendService(p) => p.apply(cx),
+            Policy::FindAndReplace(p) => p.apply(section, cx),
+            Policy::JsonToXml(p) => p.apply(section, cx),
+            Policy::XmlToJson(p) => p.apply(section, cx),
+        }
+    }
+
+    /// Whether the proxy must buffer the body of a section holding this policy: the
+    /// policy rewrites it, or one of its expressions reads it. Policies of `headers.rs`
+    /// and `flow.rs` other than set-body and choose are not inspected (their
+    /// expressions are private to those files).
+    pub fn needs_body(&self) -> bool {
+        match self {
+            Policy::SetBody(_)
+            | Policy::FindAndReplace(_)
+            | Policy::JsonToXml(_)
+            | Policy::XmlToJson(_) => true,
+            Policy::Choose(p) => p.needs_body(),
+            Policy::ValidateJwt(p) => p.needs_body(),
+            Policy::RateLimit(p) => p.needs_body(),
+            Policy::Quota(p) => p.needs_body(),
+            Policy::ForwardRequest(_)
+            | Policy::SetHeader(_)
+            | Policy::CheckHeader(_)
+            | Policy::SetQueryParameter(_)
+            | Policy::RewriteUri(_)
+            | Policy::SetMethod(_)
+            | Policy::SetVariable(_)
+            | Policy::ReturnResponse(_)
+            | Policy::MockResponse(_)
+            | Policy::SetStatus(_)
+            | Policy::Trace(_)
+            | Policy::IpFilter(_)
+            | Policy::Cors(_)
+            | Policy::SetBackendService(_) => false,
+        }
+    }
+}
+
+/// Compiles one policy element. The error names the policy and its line; the caller
+/// adds the scope and section.
+pub fn compile(el: &Element, cx: &CompileCx<'_>) -> Result<Policy, String> {
+    let here = |e: String| format!("<{}> line {}: {e}", el.name, el.line);
+    let policy = match el.name.as_str() {
+        "forward-request" => flow::ForwardRequest::compile(el, cx).map(Policy::ForwardRequest),
+        "set-header" => headers::SetHeader::compile(el, cx).map(Policy::SetHeader),
+        "check-header" => headers::CheckHeader::compile(el, cx).map(Policy::CheckHeader),
+        "set-query-parameter" => {
+            headers::SetQueryParameter::compile(el, cx).map(Policy::SetQueryParameter)
+        }
+        "rewrite-uri" => headers::RewriteUri::compile(el, cx).map(Policy::RewriteUri),
+        "set-method" => headers::SetMethod::compile(el, cx).map(Policy::SetMethod),
+        "set-variable" => flow::SetVariable::compile(el, cx).map(Policy::SetVariable),
+        "choose" => flow::Choose::compile(el, cx).map(Policy::Choose),
+        "return-response" => flow::ReturnResponse::compile(el, cx).map(Policy::ReturnResponse),
+        "mock-response" => flow::MockResponse::compile(el, cx).map(Policy::MockResponse),
+        "set-status" => flow::SetStatus::compile(el, cx).map(Policy::SetStatus),
+        "set-body" => flow::SetBody::compile(el, cx).map(Policy::SetBody),
+        "trace" => flow::Trace::compile(el, cx).map(Policy::Trace),
+        "ip-filter" => access::IpFilter::compile(el, cx).map(Policy::IpFilter),
+        "cors" => access::Cors::compile(el, cx).map(Policy::Cors),
+        "validate-jwt" => jwt::ValidateJwt::compile(el, cx).map(Policy::ValidateJwt),
+        "rate-limit" | "rate-limit-by-key" => {
+            limits::RateLimit::compile(el, cx).map(Policy::RateLimit)
+        }
+        "quota" | "quota-by-key" => limits::Quota::compile(el, cx).map(Policy::Quota),
+        "set-backend-service" => {
+            backend::SetBackendService::compile(el, cx).map(Policy::SetBackendService)
+        }
+        "find-and-replace" => {
+            transform::FindAndReplace::compile(el, cx).map(Policy::FindAndReplace)
+        }
+        "json-to-xml" => transform::JsonToXml::compile(el, cx).map(Policy::JsonToXml),
+        "xml-to-json" => transform::XmlToJson::compile(el, cx).map(Policy::XmlToJson),
+        "base" => return Err(here("<base/> is only allowed directly in a section".into())),
+        other => return Err(here(format!("unknown policy <{other}>"))),
+    };
+    policy.map_err(here)
+}
+
+/// Compiles the child policies of a container element (choose branches).
+pub fn compile_children(el: &Element, cx: &CompileCx<'_>) -> Result<Vec<Policy>, String> {
+    let mut out = Vec::new();
+    for child in el.elements() {
+        out.push(compile(child, cx)?);
+    }
+    if el
+        .children
+        .iter()
+        .any(|n| matches!(n, super::xml::Node::Text(t) if !t.trim().is_empty()))
+    {
+        return Err(format!("<{}> line {}: unexpected text", el.name, el.line));
+    }
+    Ok(out)
+}
