@@ -576,13 +576,21 @@ impl<'s> Lexer<'s> {
 /// If a C# string, char literal or comment starts at `b[i]`, the index just after it.
 /// `Ok(None)` when none starts there; `Err` when one starts but does not end.
 pub(crate) fn skip_literal(b: &[u8], i: usize) -> Result<Option<usize>, ()> {
+    skip_literal_at(b, i, 0)
+}
+
+/// Interpolated strings nest code, which nests strings: bounded, so no input exhausts
+/// the stack of a scan.
+const MAX_SCAN_DEPTH: u32 = 32;
+
+fn skip_literal_at(b: &[u8], i: usize, depth: u32) -> Result<Option<usize>, ()> {
     let at = |k: usize| b.get(k).copied();
     match (at(i), at(i + 1), at(i + 2)) {
-        (Some(b'"'), _, _) => skip_string(b, i + 1, false, false).map(Some),
-        (Some(b'@'), Some(b'"'), _) => skip_string(b, i + 2, true, false).map(Some),
-        (Some(b'$'), Some(b'"'), _) => skip_string(b, i + 2, false, true).map(Some),
+        (Some(b'"'), _, _) => skip_string(b, i + 1, false, false, depth).map(Some),
+        (Some(b'@'), Some(b'"'), _) => skip_string(b, i + 2, true, false, depth).map(Some),
+        (Some(b'$'), Some(b'"'), _) => skip_string(b, i + 2, false, true, depth).map(Some),
         (Some(b'$'), Some(b'@'), Some(b'"')) | (Some(b'@'), Some(b'$'), Some(b'"')) => {
-            skip_string(b, i + 3, true, true).map(Some)
+            skip_string(b, i + 3, true, true, depth).map(Some)
         }
         (Some(b'\''), _, _) => {
             let mut k = i + 1;
@@ -620,7 +628,13 @@ pub(crate) fn skip_literal(b: &[u8], i: usize) -> Result<Option<usize>, ()> {
 }
 
 /// Skips a string body starting after its opening quote.
-fn skip_string(b: &[u8], mut k: usize, verbatim: bool, interpolated: bool) -> Result<usize, ()> {
+fn skip_string(
+    b: &[u8],
+    mut k: usize,
+    verbatim: bool,
+    interpolated: bool,
+    depth: u32,
+) -> Result<usize, ()> {
     loop {
         let c = *b.get(k).ok_or(())?;
         match c {
@@ -628,7 +642,7 @@ fn skip_string(b: &[u8], mut k: usize, verbatim: bool, interpolated: bool) -> Re
             b'"' => return Ok(k + 1),
             b'\\' if !verbatim => k += 2,
             b'{' if interpolated && b.get(k + 1) == Some(&b'{') => k += 2,
-            b'{' if interpolated => k = skip_balanced(b, k + 1, b'}')?,
+            b'{' if interpolated => k = skip_balanced_at(b, k + 1, b'}', depth + 1)?,
             _ => k += 1,
         }
     }
@@ -636,10 +650,17 @@ fn skip_string(b: &[u8], mut k: usize, verbatim: bool, interpolated: bool) -> Re
 
 /// Scans C# code from `b[i]` to the `close` byte that balances an already opened bracket,
 /// skipping literals and comments; returns the index just after it.
-pub(crate) fn skip_balanced(b: &[u8], mut i: usize, close: u8) -> Result<usize, ()> {
+pub(crate) fn skip_balanced(b: &[u8], i: usize, close: u8) -> Result<usize, ()> {
+    skip_balanced_at(b, i, close, 0)
+}
+
+fn skip_balanced_at(b: &[u8], mut i: usize, close: u8, depth: u32) -> Result<usize, ()> {
+    if depth > MAX_SCAN_DEPTH {
+        return Err(());
+    }
     let mut stack: Vec<u8> = vec![close];
     loop {
-        if let Some(next) = skip_literal(b, i)? {
+        if let Some(next) = skip_literal_at(b, i, depth)? {
             i = next;
             continue;
         }
@@ -804,5 +825,10 @@ mod tests {
         assert_eq!(skip_balanced(b, 2, b')'), Ok(28));
         assert_eq!(skip_balanced(b"(]", 1, b')'), Err(()));
         assert_eq!(skip_balanced(b"\"open", 0, b')'), Err(()));
+        // Nested interpolations are bounded.
+        let deep = format!("{}1{})", "$\"{".repeat(10_000), "}\"".repeat(10_000));
+        assert_eq!(skip_balanced(deep.as_bytes(), 0, b')'), Err(()));
+        let ok = format!("{}1{})", "$\"{".repeat(5), "}\"".repeat(5));
+        assert_eq!(skip_balanced(ok.as_bytes(), 0, b')'), Ok(ok.len()));
     }
 }

@@ -978,6 +978,15 @@ fn fuzz_mutations_never_panic() {
     eprintln!("{parsed} of 8000 mutated inputs compiled");
 }
 
+#[test]
+fn nested_interpolation_is_bounded() {
+    let deep = format!("{}1{}", "$\"{".repeat(50_000), "}\"".repeat(50_000));
+    assert!(Expr::parse(&deep).is_err());
+    assert_eq!(expression_end(&format!("@({deep})"), 0), None);
+    assert!(Template::parse(&format!("@({deep})")).is_err());
+    assert_eq!(s("$\"a{$\"b{$\"c{1}\"}\"}\""), "abc1");
+}
+
 /// Deep but legal nesting stays within the stack of a test thread (2 MiB) in a debug build.
 #[test]
 fn deep_nesting_within_limits_evaluates() {
