@@ -33,15 +33,25 @@ fn at_the_connection_limit_new_clients_wait_and_are_served_when_one_closes() {
         .unwrap();
     let mut buf = [0u8; 64];
     match third.read(&mut buf) {
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
         other => panic!("served past the connection limit: {other:?}"),
     }
 
     // One closes: the waiting client is taken and answered.
     drop(first);
-    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let n = third.read(&mut buf).expect("answered once a slot frees up");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 
     // The gateway is still healthy for the connections it holds.
     second.send(get_req("/a/4"));

@@ -209,3 +209,36 @@ fn a_bad_policy_is_a_compile_error_naming_scope_and_line() {
     assert!(err.contains("set-haeder"), "{err}");
     assert!(err.contains("line 4"), "{err}");
 }
+
+#[test]
+fn an_inbound_expression_reading_the_body_gets_it_and_the_backend_still_does() {
+    let backend = Backend::echo();
+    let yaml = format!(
+        r#"
+apis:
+  - id: up
+    path: up
+    serviceUrl: {}
+    policies: |
+      <policies><inbound><base/>
+        <set-header name="X-Body-Length" exists-action="override">
+          <value>@(context.Request.Body.As<string>(preserveContent: true).Length.ToString())</value>
+        </set-header>
+      </inbound></policies>
+    operations:
+      - {{ id: post, method: POST, urlTemplate: / }}
+"#,
+        backend.url()
+    );
+    let gw = Gateway::start(&yaml);
+    // Chunked on the way in: the gateway buffers it for the policy and forwards it whole.
+    let r = request(
+        gw.addr,
+        "POST /up/ HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let req = &backend.wait_requests(1, Duration::from_secs(5))[0];
+    assert_eq!(req.header("X-Body-Length"), Some("11"));
+    assert_eq!(req.body_str(), "hello world");
+    assert_eq!(req.header("Content-Length"), Some("11"));
+}

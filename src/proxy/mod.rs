@@ -274,6 +274,57 @@ async fn send_failure(client: &mut Client, failure: Failure, keep_alive: bool) {
     let _ = client.conn.send(&out).await;
 }
 
+/// Reads a whole request body for policies that need it, up to `limit` bytes.
+/// `Err(Some(failure))` answers the client (413, 400, 408); `Err(None)` closes.
+pub(crate) async fn read_request_body(
+    client: &mut Client,
+    head: &RequestHead,
+    settings: &Settings,
+    limit: u64,
+) -> Result<Vec<u8>, Option<Failure>> {
+    if let BodyKind::Length(n) = head.body {
+        if n > limit {
+            return Err(Some(Failure::BodyTooLarge));
+        }
+    }
+    if head.expect_continue
+        && head.body != BodyKind::Empty
+        && client
+            .conn
+            .send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
+        return Err(None);
+    }
+    let mut decoder = BodyDecoder::new(head.body, settings.limits.max_header_bytes);
+    let mut body = Vec::new();
+    loop {
+        loop {
+            let d = decoder
+                .decode(client.buf.filled())
+                .map_err(|_| Some(Failure::BadRequest(400, "Invalid body")))?;
+            body.extend_from_slice(&client.buf.filled()[d.data.clone()]);
+            client.buf.consume(d.consumed);
+            if body.len() as u64 > limit {
+                return Err(Some(Failure::BodyTooLarge));
+            }
+            if d.done {
+                return Ok(body);
+            }
+            if d.consumed == 0 {
+                break;
+            }
+        }
+        let at = Instant::now() + settings.timeouts.body_idle;
+        match deadline::before(at, client.conn.recv(&mut client.buf)).await {
+            None => return Err(Some(Failure::ClientTimeout)),
+            Some(Ok(n)) if n > 0 => {}
+            Some(_) => return Err(None),
+        }
+    }
+}
+
 /// Consumes a request body the gateway does not forward, so the next request on the
 /// connection starts at the right byte. False when the connection must close instead
 /// (body too long, malformed, or too slow).

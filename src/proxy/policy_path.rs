@@ -7,7 +7,7 @@
 use super::forward::{self, Answer, Forwarded, Plan, ResponseHook, Rewrite};
 use super::respond::{self, Failure};
 use super::subscription::{KeyPlace, Presented};
-use super::{discard_body, Client, Next};
+use super::{discard_body, read_request_body, Client, Next};
 use crate::config::{Api, CompiledConfig, Operation, Settings};
 use crate::http::write::{write_header, write_request_line};
 use crate::http::{BodyKind, RequestHead, ResponseHead};
@@ -15,6 +15,9 @@ use crate::policy::builtin::limits;
 use crate::policy::context::{self, Context, Deployment, Headers, LastError, Response};
 use crate::policy::pipeline::{self, Flow, Pipeline, PolicyFailure, Section};
 use std::time::{Instant, SystemTime};
+
+/// The most of a body the gateway buffers for policies.
+const MAX_POLICY_BODY: u64 = 4 * 1024 * 1024;
 
 /// Everything about the matched request the policy path needs.
 pub struct Matched<'a> {
@@ -37,20 +40,49 @@ pub async fn run(
 ) -> Next {
     let mut cx = build_context(client, head, &m, settings);
     let head_only = head.method == "HEAD";
+    // Policies that read the request body get it whole (bounded); it is then forwarded
+    // from the context.
+    let reads_body = m
+        .pipeline
+        .inbound
+        .iter()
+        .chain(&m.pipeline.backend)
+        .any(|p| p.needs_body());
+    let mut body_read = false;
+    if reads_body && head.body != BodyKind::Empty {
+        let limit = m
+            .api
+            .max_request_body
+            .unwrap_or(MAX_POLICY_BODY)
+            .min(MAX_POLICY_BODY);
+        match read_request_body(client, head, settings, limit).await {
+            Ok(body) => {
+                cx.request.body = Some(body);
+                body_read = true;
+            }
+            Err(Some(failure)) => {
+                let mut out = Vec::with_capacity(256);
+                respond::error_response(failure, false, &mut out);
+                let _ = crate::io::Conn::send(&mut client.conn, &out).await;
+                return Next::Close;
+            }
+            Err(None) => return Next::Close,
+        }
+    }
 
     match run_section(client, m.pipeline, Section::Inbound, &mut cx) {
         Flow::Continue => {}
         Flow::Respond => {
-            let ka = keep_alive && discard_body(client, head, settings).await;
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return answer_from_context(client, &mut cx, head_only, ka).await;
         }
         Flow::Error(failure) => {
-            let ka = keep_alive && discard_body(client, head, settings).await;
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return on_error(client, m.pipeline, &mut cx, failure, head_only, ka).await;
         }
     }
     if let Some(mock) = &m.operation.mock {
-        let ka = keep_alive && discard_body(client, head, settings).await;
+        let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
         let mut headers = Vec::new();
         if let Some(ct) = &mock.content_type {
             headers.push(("Content-Type".to_string(), ct.clone()));
@@ -68,11 +100,11 @@ pub async fn run(
     match run_section(client, m.pipeline, Section::Backend, &mut cx) {
         Flow::Continue => {}
         Flow::Respond => {
-            let ka = keep_alive && discard_body(client, head, settings).await;
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return answer_from_context(client, &mut cx, head_only, ka).await;
         }
         Flow::Error(failure) => {
-            let ka = keep_alive && discard_body(client, head, settings).await;
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return on_error(client, m.pipeline, &mut cx, failure, head_only, ka).await;
         }
     }
@@ -92,7 +124,10 @@ pub async fn run(
         }
     };
     let body_replaced = cx.request.body.is_some();
-    if body_replaced && head.body != BodyKind::Empty && !discard_body(client, head, settings).await
+    if body_replaced
+        && !body_read
+        && head.body != BodyKind::Empty
+        && !discard_body(client, head, settings).await
     {
         return Next::Close;
     }

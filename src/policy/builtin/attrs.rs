@@ -92,3 +92,12 @@ pub fn no_children(el: &Element) -> Result<(), String> {
 pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
+
+/// True when a template's expression reads a message body, which must then be
+/// buffered before the policy runs.
+pub fn reads_body(t: &Template) -> bool {
+    match t {
+        Template::Literal(_) => false,
+        Template::Expr(e) => e.reads_request_body() || e.reads_response_body(),
+    }
+}

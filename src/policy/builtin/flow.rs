@@ -1,7 +1,7 @@
 //! Policies that steer the pipeline or produce answers: set-variable, choose,
 //! return-response, mock-response, set-status, set-body, trace, forward-request.
 
-use super::attrs::{no_children, Attrs};
+use super::attrs::{no_children, reads_body, Attrs};
 use super::headers::{expression_failed, SetHeader};
 use super::{compile_children, CompileCx, Policy};
 use crate::policy::context::{Context, Response, Value};
@@ -55,6 +55,11 @@ pub struct SetVariable {
 }
 
 impl SetVariable {
+    /// True when its value reads a body.
+    pub fn needs_body(&self) -> bool {
+        reads_body(&self.value)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let name = a.req("name")?.to_string();
@@ -217,6 +222,12 @@ pub struct ReturnResponse {
 }
 
 impl ReturnResponse {
+    /// True when one of its parts reads a body.
+    pub fn needs_body(&self) -> bool {
+        self.headers.iter().any(SetHeader::needs_body)
+            || self.body.as_ref().is_some_and(|b| reads_body(&b.body))
+    }
+
     pub fn compile(el: &Element, cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         if a.opt("response-variable-name").is_some() {
@@ -319,6 +330,11 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// True when its message reads a body.
+    pub fn needs_body(&self) -> bool {
+        reads_body(&self.message)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let source = a.req("source")?.to_string();

@@ -1,7 +1,7 @@
 //! Policies that rewrite the request line and header fields: set-header,
 //! check-header, set-query-parameter, rewrite-uri, set-method.
 
-use super::attrs::{no_children, values, Attrs};
+use super::attrs::{no_children, reads_body, values, Attrs};
 use super::CompileCx;
 use crate::policy::context::{Context, Headers};
 use crate::policy::expr::Template;
@@ -91,6 +91,11 @@ pub struct SetHeader {
 }
 
 impl SetHeader {
+    /// True when an expression of it reads a body.
+    pub fn needs_body(&self) -> bool {
+        self.values.iter().any(reads_body)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let name = a.req("name")?.to_string();
@@ -134,6 +139,11 @@ pub struct CheckHeader {
 }
 
 impl CheckHeader {
+    /// True when an expression of it reads a body.
+    pub fn needs_body(&self) -> bool {
+        self.values.iter().any(reads_body)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let name = a.req("name")?.to_string();
@@ -196,6 +206,11 @@ pub struct SetQueryParameter {
 }
 
 impl SetQueryParameter {
+    /// True when an expression of it reads a body.
+    pub fn needs_body(&self) -> bool {
+        self.values.iter().any(reads_body)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let name = a.req("name")?.to_string();
@@ -263,6 +278,11 @@ pub struct RewriteUri {
 }
 
 impl RewriteUri {
+    /// True when its template reads a body.
+    pub fn needs_body(&self) -> bool {
+        reads_body(&self.template)
+    }
+
     pub fn compile(el: &Element, _cx: &CompileCx<'_>) -> Result<Self, String> {
         let mut a = Attrs::new(el);
         let template = a

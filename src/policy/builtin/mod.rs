@@ -117,17 +117,17 @@ impl Policy {
             Policy::ValidateJwt(p) => p.needs_body(),
             Policy::RateLimit(p) => p.needs_body(),
             Policy::Quota(p) => p.needs_body(),
+            Policy::SetHeader(p) => p.needs_body(),
+            Policy::CheckHeader(p) => p.needs_body(),
+            Policy::SetQueryParameter(p) => p.needs_body(),
+            Policy::RewriteUri(p) => p.needs_body(),
+            Policy::SetVariable(p) => p.needs_body(),
+            Policy::ReturnResponse(p) => p.needs_body(),
+            Policy::Trace(p) => p.needs_body(),
             Policy::ForwardRequest(_)
-            | Policy::SetHeader(_)
-            | Policy::CheckHeader(_)
-            | Policy::SetQueryParameter(_)
-            | Policy::RewriteUri(_)
             | Policy::SetMethod(_)
-            | Policy::SetVariable(_)
-            | Policy::ReturnResponse(_)
             | Policy::MockResponse(_)
             | Policy::SetStatus(_)
-            | Policy::Trace(_)
             | Policy::IpFilter(_)
             | Policy::Cors(_)
             | Policy::SetBackendService(_) => false,
