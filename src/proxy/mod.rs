@@ -34,7 +34,7 @@ pub enum Next {
 /// First allocation of a client receive buffer.
 /// glommio's `recv` needs a buffer before bytes arrive, so an idle keep-alive connection
 /// holds this much; the io_uring engine's provided buffers are meant to remove it.
-const CLIENT_BUF_INITIAL: usize = 2048;
+const CLIENT_BUF_INITIAL: usize = 1024;
 /// Bytes of a request body the gateway reads and throws away to keep a connection open
 /// after answering locally; a longer body closes the connection instead.
 const DISCARD_LIMIT: u64 = 1024 * 1024;
@@ -77,7 +77,9 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
         // keeps it to the end even if a swap happens meanwhile.
         let config = client.core.config();
         let settings = config.as_ref().map_or(&fallback, |c| &c.settings);
-        match handle(&mut client, &head, config.clone(), settings).await {
+        // Boxed: the request path's state (forwarding, policies) is large, and an idle
+        // keep-alive connection should only hold what waiting for a head needs.
+        match Box::pin(handle(&mut client, &head, config.clone(), settings)).await {
             Next::KeepAlive if !client.core.is_draining() => {}
             Next::KeepAlive | Next::Close => return,
             Next::Tunnel(upstream) => return tunnel::run(client, *upstream).await,
