@@ -190,6 +190,8 @@ class Bench:
                     sc.hooks[name](t.hook_cfg, t)
                 t.start()
                 t.sanity(sc.method, sc.path, body, sc.response_size, sc.headers)
+                if sc.verify is not None:
+                    sc.verify(t, sc)
                 targets.append(t)
                 log(f"{sc.name}: {name} ready on port {t.port}")
             except Exception as e:
@@ -217,10 +219,29 @@ class Bench:
 
     # ------------------------------------------------------------ load scenarios
 
+    def _setup(self, sc: Scenario, workdir: Path) -> tuple[dict | None, str | None]:
+        """Runs the scenario's setup (before its definition is recorded: it may add headers)."""
+        if sc.setup is None:
+            return None, None
+        try:
+            return sc.setup(sc, workdir), None
+        except Exception as e:
+            msg = f"{type(e).__name__}: {e}"
+            self.anomalies.append(f"{sc.name}: setup failed: {msg}")
+            log(f"{sc.name}: SETUP FAILED: {msg}")
+            return None, msg
+
     def run_load(self, sc: Scenario) -> dict:
         workdir = self.s.workroot / sc.name
         workdir.mkdir(parents=True, exist_ok=True)
+        setup, setup_error = self._setup(sc, workdir)
         res = self._new_result(sc)
+        if setup is not None:
+            res["setup"] = setup
+        if setup_error is not None:
+            res["failed"]["setup"] = setup_error
+            res["summary"] = {}
+            return res
         t_start = time.monotonic()
         backend, targets, body_file = self._start_targets(sc, workdir, res)
         try:
@@ -518,4 +539,21 @@ def summarize_load(res: dict) -> dict:
             if ok(a) and ok(n) and a["cpu_us_per_req"] and n["cpu_us_per_req"]:
                 per.append(a["cpu_us_per_req"] / n["cpu_us_per_req"])
         s["cpu_ratio_to_nginx_per_round"] = per
+    # A scenario's own reference (e.g. portico-plain next to portico with policies).
+    ref_name = res.get("definition", {}).get("reference")
+    ref = out.get(ref_name, {}).get("cpu_us_per_req") if ref_name else None
+    for t in names:
+        if not ref_name or ref_name not in out:
+            break
+        s = out[t]
+        s["cpu_ratio_to_reference"] = (s["cpu_us_per_req"] / ref) if (ref and s["cpu_us_per_req"]) else None
+        s["open_cpu_ratio_to_reference"] = (
+            s["open_cpu_us_per_req"] / out[ref_name]["open_cpu_us_per_req"]
+            if (s["open_cpu_us_per_req"] and out[ref_name]["open_cpu_us_per_req"]) else None)
+        per = []
+        for rd in rounds:
+            a, n = rd["closed"].get(t), rd["closed"].get(ref_name)
+            if ok(a) and ok(n) and a["cpu_us_per_req"] and n["cpu_us_per_req"]:
+                per.append(a["cpu_us_per_req"] / n["cpu_us_per_req"])
+        s["cpu_ratio_to_reference_per_round"] = per
     return out

@@ -119,6 +119,8 @@ def commands(r: dict) -> list[str]:
     for name, sc in r["scenarios"].items():
         cm = sc.get("commands", {})
         out += [f"### {name}", "", f"* backend: `{cm.get('backend', '–')}`"]
+        for k, v in (sc.get("setup") or {}).items():
+            out.append(f"* setup, {k}: `{v}`")
         for t, tc in cm.get("targets", {}).items():
             if t == "direct":
                 continue
@@ -135,7 +137,7 @@ def commands(r: dict) -> list[str]:
         if cfgs:
             out += ["<details><summary>target configs</summary>", ""]
             for t, tc in cfgs:
-                lang = {"nginx": "nginx", "haproxy": "haproxy", "portico": "json"}.get(t, "")
+                lang = {"nginx": "nginx", "haproxy": "haproxy", "portico": "json", "portico-plain": "json"}.get(t, "")
                 out += [f"`{tc['config_file']}`", "", _code(lang, tc["config"])]
             out += ["</details>", ""]
     return out
@@ -159,6 +161,20 @@ def load_tables(name: str, sc: dict, svg_name: str | None) -> list[str]:
         out.append(f"| {t} | {_n(x['rps'])} | {_cpu(x['cpu_us_per_req'])} | {_n(x['cpu_ratio_to_nginx'], 2)} | {rng} | "
                    f"{_n((x['target_cpu_util'] or 0) * 100)}% | {_cpu(x['backend_cpu_us_per_req'])} | {x['errors']} | {x['non_2xx']} |")
     out.append("")
+    ref = d.get("reference")
+    if ref and ref in s:
+        out += [f"CPU per request relative to `{ref}` (same run; closed loop: median CPU/req ÷ median CPU/req of "
+                f"{ref}, and the range of the per-round ratios; open loop: the same at the fixed rate):", "",
+                f"| target | CPU µs/req | vs {ref} | per-round ratios | CPU µs/req at fixed rate | vs {ref} at fixed rate |",
+                "| --- | ---: | ---: | --- | ---: | ---: |"]
+        for t, x in s.items():
+            if t == "direct":
+                continue
+            per = x.get("cpu_ratio_to_reference_per_round") or []
+            rng = f"{min(per):.2f}–{max(per):.2f}" if per else "–"
+            out.append(f"| {t} | {_cpu(x['cpu_us_per_req'])} | {_n(x.get('cpu_ratio_to_reference'), 2)} | {rng} | "
+                       f"{_cpu(x['open_cpu_us_per_req'])} | {_n(x.get('open_cpu_ratio_to_reference'), 2)} |")
+        out.append("")
     if sc.get("rate"):
         out += [f"Open loop at {sc['rate']:,} req/s (64 connections), corrected latency in µs, medians of {rounds} rounds; "
                 f"+pXX = target − direct in the same round (median):", "",

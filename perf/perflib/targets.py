@@ -1,4 +1,6 @@
-"""The targets under test: the backend itself (`direct`), Portico, nginx, haproxy.
+"""The targets under test: the backend itself (`direct`), Portico, nginx, haproxy, and
+`portico-plain` (Portico with the plain config, no scenario hook: the baseline next to
+a `portico` that a scenario gives policies; only scenarios that list it run it).
 
 Each target writes its config file into the scenario's work dir, starts pinned to the
 proxy CPU, and is checked with one request of the scenario before any measurement.
@@ -140,11 +142,12 @@ class Portico(Target):
         }
 
     def start(self) -> None:
-        cfg = self._write("portico.json", json.dumps(self.hook_cfg, indent=2) + "\n")
+        # Files named after the target: `portico` and `portico-plain` may run side by side.
+        cfg = self._write(f"{self.name}.json", json.dumps(self.hook_cfg, indent=2) + "\n")
         argv = self._taskset() + [self.env.bin_dir / "portico", "gateway", "--config", cfg,
                                   "--listen", "127.0.0.1:0", "--cores", "1", "--log-level", "warn"]
-        self.proc = Proc("portico", argv, self.env.workdir / "portico.log",
-                         stdout_path=self.env.workdir / "portico.out")
+        self.proc = Proc(self.name, argv, self.env.workdir / f"{self.name}.log",
+                         stdout_path=self.env.workdir / f"{self.name}.out")
         self.command = self.proc.command
         addr = wait_line(self.proc, "portico listening on")
         self.port = int(addr.rsplit(":", 1)[1])
@@ -266,8 +269,12 @@ backend be
         wait_port(self.port, self.proc)
 
 
-TARGET_CLASSES = {"direct": Direct, "nginx": Nginx, "haproxy": Haproxy, "portico": Portico}
-ALL_TARGETS = ["direct", "nginx", "haproxy", "portico"]
+TARGET_CLASSES = {"direct": Direct, "nginx": Nginx, "haproxy": Haproxy, "portico": Portico,
+                  "portico-plain": Portico}
+# In this order in every round.
+ALL_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-plain"]
+# What a scenario runs unless it lists its targets.
+DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico"]
 
 
 def start_backend(env_workdir: Path, bin_dir: Path, load_cpu: int, body_size: int) -> tuple[Proc, int]:

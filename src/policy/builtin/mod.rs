@@ -191,3 +191,64 @@ pub fn compile_children(el: &Element, cx: &CompileCx<'_>) -> Result<Vec<Policy>,
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::policy::document::{merge, ScopeDoc};
+
+    /// Mutated copies of the policy documents used by the end-to-end tests: reading,
+    /// merging and compiling never panic, whatever the damage.
+    #[test]
+    fn mutated_documents_never_panic() {
+        let seeds = [
+            include_str!("../../../tests/policies/api-orders.xml"),
+            include_str!("../../../tests/policies/global.xml"),
+            include_str!("../../../tests/policies/operation-get-order.xml"),
+        ];
+        let forward = crate::policy::xml::parse("<forward-request/>").unwrap();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut compiled = 0;
+        for round in 0..1500 {
+            let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..(1 + round % 4) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % bytes.len();
+                match x % 3 {
+                    0 => bytes[i] = b"<>\"'/@(){}=& ;abc"[(x >> 8) as usize % 17],
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.insert(i, (x >> 16) as u8 & 0x7f),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let Ok(doc) = ScopeDoc::parse(&text) else {
+                continue;
+            };
+            for section in Section::ALL {
+                let Ok(placed) = merge(&[(Scope::Api, Some(&doc))], section, &forward) else {
+                    continue;
+                };
+                for p in placed {
+                    let cx = CompileCx {
+                        section,
+                        scope: p.scope,
+                        scope_id: "t",
+                        index: p.index,
+                        mock: None,
+                    };
+                    if compile(p.element, &cx).is_ok() {
+                        compiled += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            compiled > 0,
+            "the mutations left nothing compilable: the test tests nothing"
+        );
+    }
+}
