@@ -53,6 +53,23 @@ pub fn compile_policies(
     errors: &mut Errors,
 ) -> Pipelines {
     let named = named_values(doc, errors);
+    // Values are substituted before the XML is read, so any error that quotes an
+    // attribute or text could quote a secret: every message is redacted.
+    let secrets: Vec<(String, String)> = doc
+        .named_values
+        .iter()
+        .filter(|nv| nv.secret && !nv.value.is_empty())
+        .map(|nv| (nv.name.clone(), nv.value.clone()))
+        .collect();
+    let redact = |message: String| -> String {
+        let mut out = message;
+        for (name, value) in &secrets {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), &format!("{{{{{name}}}}}"));
+            }
+        }
+        out
+    };
     let mut read = |at: String, text: &Option<String>| -> Option<ScopeDoc> {
         let text = text.as_ref()?;
         let raw = match policy_text(text, base_dir) {
@@ -72,7 +89,7 @@ pub fn compile_policies(
         match ScopeDoc::parse(&substituted) {
             Ok(d) => Some(d),
             Err(e) => {
-                errors.push(at, e);
+                errors.push(at, redact(e));
                 None
             }
         }
@@ -140,7 +157,8 @@ pub fn compile_policies(
                     let placed = match document::merge(&scopes, section, &forward) {
                         Ok(p) => p,
                         Err(e) => {
-                            report(&mut seen_errors, errors, &format!("apis[{}]", api.index), e);
+                            let at = format!("apis[{}]", api.index);
+                            report(&mut seen_errors, errors, &at, redact(e));
                             continue;
                         }
                     };
@@ -172,7 +190,7 @@ pub fn compile_policies(
                                     &mut seen_errors,
                                     errors,
                                     &at,
-                                    format!("<{}> {e}", section.name()),
+                                    redact(format!("<{}> {e}", section.name())),
                                 );
                             }
                         }
