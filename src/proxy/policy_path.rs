@@ -6,10 +6,10 @@
 
 use super::forward::{self, Answer, Forwarded, Plan, ResponseHook, Rewrite};
 use super::respond::{self, Failure};
+use super::rewrite;
 use super::subscription::{KeyPlace, Presented};
 use super::{discard_body, read_request_body, Client, Next};
 use crate::config::{Api, CompiledConfig, Operation, Settings};
-use crate::http::write::{write_header, write_request_line};
 use crate::http::{BodyKind, RequestHead, ResponseHead};
 use crate::policy::builtin::limits;
 use crate::policy::context::{self, Context, Deployment, Headers, LastError, Response};
@@ -528,54 +528,27 @@ fn context_request_head(
             }
         }
     }
-    write_request_line(out, &cx.request.method, &target);
-    write_header(out, "host", authority.as_bytes());
-    let named: Vec<String> = crate::http::headers::connection_tokens(&head.headers);
-    let mut forwarded_for = String::new();
-    for (name, value) in &cx.request.headers.0 {
-        if crate::http::headers::is_hop_by_hop(name)
-            || named.iter().any(|t| t.eq_ignore_ascii_case(name))
-            || [
-                "host",
-                "content-length",
-                "expect",
-                "x-forwarded-proto",
-                "x-forwarded-host",
-            ]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-        {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            if !forwarded_for.is_empty() {
-                forwarded_for.push_str(", ");
-            }
-            forwarded_for.push_str(value);
-            continue;
-        }
-        write_header(out, name, value.as_bytes());
-    }
-    if !forwarded_for.is_empty() {
-        forwarded_for.push_str(", ");
-    }
-    if let Some(ip) = cx.request.ip {
-        forwarded_for.push_str(&ip.to_string());
-    }
-    write_header(out, "x-forwarded-for", forwarded_for.as_bytes());
-    write_header(out, "x-forwarded-proto", b"http");
-    write_header(out, "x-forwarded-host", head.host.as_bytes());
-    match (&cx.request.body, head.body) {
-        (Some(b), _) => write_header(out, "content-length", b.len().to_string().as_bytes()),
-        (None, BodyKind::Length(n)) => {
-            write_header(out, "content-length", n.to_string().as_bytes())
-        }
-        (None, BodyKind::Chunked) => write_header(out, "transfer-encoding", b"chunked"),
-        (None, _) => {}
-    }
-    if let Some(proto) = &head.upgrade {
-        write_header(out, "connection", b"upgrade");
-        write_header(out, "upgrade", proto.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
+    let named = crate::http::headers::connection_tokens(&head.headers);
+    let body = match &cx.request.body {
+        Some(b) => BodyKind::Length(b.len() as u64),
+        None => head.body,
+    };
+    let outgoing = rewrite::Outgoing {
+        method: &cx.request.method,
+        target: &target,
+        authority,
+        client_host: &head.host,
+        client_ip: cx.request.ip,
+        connection_tokens: &named,
+        drop_header: None,
+        body,
+        upgrade: head.upgrade.as_deref(),
+    };
+    let fields = cx
+        .request
+        .headers
+        .0
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    rewrite::write_request_head(out, &outgoing, fields);
 }

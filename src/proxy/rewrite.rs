@@ -38,7 +38,7 @@ pub fn backend_target(backend: &Backend, suffix: &str, query: Option<&str>) -> S
     target
 }
 
-/// Writes the request head for the backend.
+/// Writes the request head for the backend from the client's head (the fast path).
 pub fn request_head(
     out: &mut Vec<u8>,
     req: &RequestHead,
@@ -47,14 +47,60 @@ pub fn request_head(
     client_ip: IpAddr,
     drop_header: Option<&str>,
 ) {
-    write_request_line(out, &req.method, target);
-    write_header(out, "host", backend.authority.as_bytes());
     let named = connection_tokens(&req.headers);
+    let outgoing = Outgoing {
+        method: &req.method,
+        target,
+        authority: &backend.authority,
+        client_host: &req.host,
+        client_ip: Some(client_ip),
+        connection_tokens: &named,
+        drop_header,
+        body: req.body,
+        upgrade: req.upgrade.as_deref(),
+    };
+    let fields = req
+        .headers
+        .iter()
+        .map(|Header { name, value }| (name.as_str(), value.as_slice()));
+    write_request_head(out, &outgoing, fields);
+}
+
+/// What a request head for the backend is made of, besides the header fields.
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    /// `Host` for the backend.
+    pub authority: &'a str,
+    /// The Host the client used (`X-Forwarded-Host`).
+    pub client_host: &'a str,
+    pub client_ip: Option<IpAddr>,
+    /// Fields named in the client's `Connection` header: hop-by-hop, dropped.
+    pub connection_tokens: &'a [String],
+    /// A field to drop as well (the subscription key).
+    pub drop_header: Option<&'a str>,
+    /// The body's framing towards the backend.
+    pub body: BodyKind,
+    pub upgrade: Option<&'a str>,
+}
+
+/// Writes a request head for the backend: the fields given minus hop-by-hop ones,
+/// framing and forwarding fields set by the gateway. Both the fast path and the policy
+/// path (which passes the context's fields) write through here.
+pub fn write_request_head<'h>(
+    out: &mut Vec<u8>,
+    o: &Outgoing<'_>,
+    fields: impl Iterator<Item = (&'h str, &'h [u8])>,
+) {
+    write_request_line(out, o.method, o.target);
+    write_header(out, "host", o.authority.as_bytes());
     let mut forwarded_for: Vec<u8> = Vec::new();
-    for Header { name, value } in &req.headers {
+    for (name, value) in fields {
         if is_hop_by_hop(name)
-            || named.iter().any(|t| t.eq_ignore_ascii_case(name))
-            || drop_header.is_some_and(|d| d.eq_ignore_ascii_case(name))
+            || o.connection_tokens
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name))
+            || o.drop_header.is_some_and(|d| d.eq_ignore_ascii_case(name))
         {
             continue;
         }
@@ -79,19 +125,21 @@ pub fn request_head(
         }
         write_header(out, name, value);
     }
-    if !forwarded_for.is_empty() {
-        forwarded_for.extend_from_slice(b", ");
+    if let Some(ip) = o.client_ip {
+        if !forwarded_for.is_empty() {
+            forwarded_for.extend_from_slice(b", ");
+        }
+        forwarded_for.extend_from_slice(ip.to_string().as_bytes());
     }
-    forwarded_for.extend_from_slice(client_ip.to_string().as_bytes());
     write_header(out, "x-forwarded-for", &forwarded_for);
     write_header(out, "x-forwarded-proto", b"http");
-    write_header(out, "x-forwarded-host", req.host.as_bytes());
-    match req.body {
+    write_header(out, "x-forwarded-host", o.client_host.as_bytes());
+    match o.body {
         BodyKind::Length(n) => write_header(out, "content-length", n.to_string().as_bytes()),
         BodyKind::Chunked => write_header(out, "transfer-encoding", b"chunked"),
         BodyKind::Empty | BodyKind::UntilClose => {}
     }
-    if let Some(proto) = &req.upgrade {
+    if let Some(proto) = o.upgrade {
         write_header(out, "connection", b"upgrade");
         write_header(out, "upgrade", proto.as_bytes());
     }
