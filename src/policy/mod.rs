@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod context;
 pub mod document;
 pub mod expr;
+pub(crate) mod json;
 pub mod jwt;
 pub mod pipeline;
 pub mod services;

@@ -694,7 +694,7 @@ fn write_json(value: &Json, out: &mut String) {
         Json::Null => out.push_str("null"),
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Json::Num(n) => out.push_str(n),
-        Json::Str(s) => write_json_string(s, out),
+        Json::Str(s) => crate::policy::json::write_string(s, out),
         Json::Arr(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -711,31 +711,13 @@ fn write_json(value: &Json, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_string(k, out);
+                crate::policy::json::write_string(k, out);
                 out.push(':');
                 write_json(v, out);
             }
             out.push('}');
         }
     }
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ impl Json {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Num(n) => out.push_str(n),
-            Json::Str(s) => write_json_string(s, out),
+            Json::Str(s) => crate::policy::json::write_string(s, out),
             Json::Arr(items) => {
                 out.push('[');
                 for (i, v) in items.iter().enumerate() {
@@ -165,7 +165,7 @@ impl Json {
                     if i > 0 {
                         out.push(',');
                     }
-                    write_json_string(k, out);
+                    crate::policy::json::write_string(k, out);
                     out.push(':');
                     v.write(out);
                 }
@@ -173,22 +173,6 @@ impl Json {
             }
         }
     }
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 struct Reader<'a> {
