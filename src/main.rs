@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use portico::runtime::{self, ConfigSource, GatewayOptions};
+use portico::io::uring::Flavor;
+use portico::runtime::{self, ConfigSource, GatewayOptions, IoChoice, IoEngine};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,15 @@ enum Command {
         /// Number of cores to run on (default: every CPU the process may use).
         #[arg(long, env = "PORTICO_CORES")]
         cores: Option<usize>,
+        /// How sockets are driven: `uring` (the io_uring engine; fails if the kernel
+        /// or container refuses it), `glommio` (glommio's sockets), or `auto` (the
+        /// engine where it starts, glommio's sockets elsewhere; logged at start).
+        #[arg(long, value_enum, default_value_t = IoEngineArg::Auto, env = "PORTICO_IO_ENGINE")]
+        io_engine: IoEngineArg,
+        /// Ring flags to try first: `defer` (SINGLE_ISSUER + DEFER_TASKRUN), `coop`
+        /// (COOP_TASKRUN) or `plain`; weaker ones are tried when the kernel refuses.
+        #[arg(long, value_enum, default_value_t = RingFlagsArg::Defer, env = "PORTICO_RING_FLAGS")]
+        ring_flags: RingFlagsArg,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -51,6 +61,20 @@ struct LogArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum IoEngineArg {
+    Auto,
+    Uring,
+    Glommio,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RingFlagsArg {
+    Defer,
+    Coop,
+    Plain,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -63,6 +87,8 @@ fn main() -> ExitCode {
             config,
             listen,
             cores,
+            io_engine,
+            ring_flags,
             log,
         } => {
             init_logging(&log);
@@ -74,6 +100,18 @@ fn main() -> ExitCode {
                 listen,
                 cores,
                 source,
+                io: IoChoice {
+                    engine: match io_engine {
+                        IoEngineArg::Auto => IoEngine::Auto,
+                        IoEngineArg::Uring => IoEngine::Uring,
+                        IoEngineArg::Glommio => IoEngine::Glommio,
+                    },
+                    flavor: match ring_flags {
+                        RingFlagsArg::Defer => Flavor::Defer,
+                        RingFlagsArg::Coop => Flavor::Coop,
+                        RingFlagsArg::Plain => Flavor::Plain,
+                    },
+                },
             };
             match runtime::run(opts).context("gateway") {
                 Ok(()) => ExitCode::SUCCESS,

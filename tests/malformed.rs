@@ -32,7 +32,7 @@ fn case(name: &'static str, status: u16, bytes: impl AsRef<[u8]>) -> Case {
     }
 }
 
-fn setup() -> (Backend, Gateway) {
+fn setup(engine: &str) -> (Backend, Gateway) {
     let backend = Backend::echo();
     let yaml = format!(
         r#"
@@ -48,22 +48,26 @@ apis:
 "#,
         backend.url()
     );
-    let gw = Gateway::start(&yaml);
+    let gw = Gateway::builder(&yaml).engine(engine).start();
     (backend, gw)
 }
 
-/// Runs every case against one gateway and panics once with all failures.
+/// Runs every case against a gateway on each socket path (the io_uring engine and
+/// glommio's sockets: the engine changes how bytes move, never what they mean) and
+/// panics once with all failures.
 fn run(cases: Vec<Case>) {
-    let (backend, gw) = setup();
     let mut failures = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        if let Err(e) = run_case(&backend, &gw, i, c) {
-            failures.push(format!(
-                "[{}] expected {} + close + nothing forwarded\n    request: {:?}\n    problem: {e}",
+    for engine in ["uring", "glommio"] {
+        let (backend, gw) = setup(engine);
+        for (i, c) in cases.iter().enumerate() {
+            if let Err(e) = run_case(&backend, &gw, i, c) {
+                failures.push(format!(
+                "[{engine}: {}] expected {} + close + nothing forwarded\n    request: {:?}\n    problem: {e}",
                 c.name,
                 c.status,
                 show(&c.bytes, 300)
             ));
+            }
         }
     }
     assert!(
@@ -571,7 +575,7 @@ fn limits_are_enforced() {
 /// usable). Guards against limits that are off by one or parsers that are too strict.
 #[test]
 fn valid_edge_cases_are_accepted() {
-    let (backend, gw) = setup();
+    let (backend, gw) = setup("uring");
     let target = format!("/echo/{}", "a".repeat(8192 - 4 - 9 - 6));
     let line_8192 = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(line_8192.find("\r\n"), Some(8192));
@@ -633,7 +637,7 @@ fn valid_edge_cases_are_accepted() {
 
 #[test]
 fn body_of_exactly_max_request_body_size_is_accepted() {
-    let (backend, gw) = setup();
+    let (backend, gw) = setup("uring");
     let mut c = Client::connect(gw.addr);
     c.send(format!(
         "POST /echo/max HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY}\r\n\r\n"

@@ -16,8 +16,9 @@ mod tunnel;
 
 use crate::config::{RouteMatch, Settings};
 use crate::http::{parse_request_head, BodyDecoder, BodyKind, RequestHead};
-use crate::io::{Conn, RecvBuf, TcpConn};
-use crate::runtime::core::{ConfigRef, CoreState};
+use crate::io::uring::{Resume, UringConn};
+use crate::io::{Conn, RecvBuf, Socket};
+use crate::runtime::core::{ConfigRef, ConnGuard, CoreState};
 use respond::{Failure, STATUS_PATH};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -31,9 +32,9 @@ pub enum Next {
     Tunnel(Box<crate::upstream::Upstream>),
 }
 
-/// First allocation of a client receive buffer.
-/// glommio's `recv` needs a buffer before bytes arrive, so an idle keep-alive connection
-/// holds this much; the io_uring engine's provided buffers are meant to remove it.
+/// First allocation of a client receive buffer. On the io_uring engine an idle
+/// connection is parked without it; on glommio's sockets `recv` needs a buffer before
+/// bytes arrive, so an idle keep-alive connection holds this much there.
 const CLIENT_BUF_INITIAL: usize = 1024;
 /// Bytes of a request body the gateway reads and throws away to keep a connection open
 /// after answering locally; a longer body closes the connection instead.
@@ -41,14 +42,28 @@ const DISCARD_LIMIT: u64 = 1024 * 1024;
 
 /// A client connection and what the gateway knows of it.
 pub struct Client {
-    pub conn: TcpConn,
+    pub conn: Socket,
     pub buf: RecvBuf,
     pub peer: SocketAddr,
     pub core: Rc<CoreState>,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAddr) {
+/// What a parked connection does when its next bytes arrive: a new task serves it.
+pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard) -> Resume {
+    Box::new(move |conn: UringConn| {
+        glommio::spawn_local(serve_connection(core, Socket::Uring(conn), peer, guard)).detach();
+    })
+}
+
+/// Serves one accepted connection until it closes or, on the io_uring engine, until
+/// it is idle (then it is parked, and [`resume`] serves it again). `guard` holds the
+/// connection's place in the core's count for as long as it is open.
+pub async fn serve_connection(
+    core: Rc<CoreState>,
+    conn: Socket,
+    peer: SocketAddr,
+    guard: ConnGuard,
+) {
     // Used only while no config has arrived yet (the health probe answers 503 then).
     let fallback = Settings::default();
     let max_head = core.config().map_or(fallback.limits.max_header_bytes, |c| {
@@ -66,6 +81,17 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
         let settings = waiting.as_ref().map_or(&fallback, |c| &c.settings);
         let head = match read_head(&mut client, settings).await {
             HeadRead::Head(head) => head,
+            HeadRead::Park => {
+                let idle = settings.timeouts.keep_alive;
+                drop(waiting);
+                let Client {
+                    conn, peer, core, ..
+                } = client;
+                if let Socket::Uring(conn) = conn {
+                    conn.park(idle, resume(core, peer, guard));
+                }
+                return;
+            }
             HeadRead::Closed => return,
             HeadRead::Reject(failure) => {
                 send_failure(&mut client, failure, false).await;
@@ -89,6 +115,8 @@ pub async fn serve_connection(core: Rc<CoreState>, conn: TcpConn, peer: SocketAd
 
 enum HeadRead {
     Head(RequestHead),
+    /// Nothing received and nothing to do: hand the connection to the engine.
+    Park,
     Closed,
     Reject(Failure),
 }
@@ -116,6 +144,11 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             let drain = client.core.drain_listener();
             if client.core.is_draining() {
                 return HeadRead::Closed;
+            }
+            if let Socket::Uring(conn) = &client.conn {
+                if !conn.readable() {
+                    return HeadRead::Park;
+                }
             }
             let idle = Instant::now() + settings.timeouts.keep_alive;
             let recv = deadline::before(idle, client.conn.recv(&mut client.buf));

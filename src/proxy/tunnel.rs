@@ -3,38 +3,73 @@
 //! sides have finished. Nothing in it is HTTP any more.
 
 use super::Client;
-use crate::io::Conn;
+use crate::io::{Conn, RecvBuf, Socket};
 use crate::upstream::Upstream;
-use futures_lite::{io, AsyncWriteExt};
+
+/// Which side had bytes (or an end) first.
+enum Side {
+    Client(std::io::Result<usize>),
+    Backend(std::io::Result<usize>),
+}
 
 /// Runs the tunnel until both directions are closed or one fails.
-pub async fn run(mut client: Client, mut up: Upstream) {
+pub async fn run(client: Client, up: Upstream) {
+    let Client {
+        conn: mut client_conn,
+        buf: mut client_buf,
+        ..
+    } = client;
+    let Upstream {
+        conn: mut up_conn,
+        buf: mut up_buf,
+        ..
+    } = up;
     // Bytes that arrived behind the heads belong to the tunnel already.
-    if !client.buf.is_empty() {
-        if up.conn.send(client.buf.filled()).await.is_err() {
+    if flush(&mut client_buf, &mut up_conn).await.is_err()
+        || flush(&mut up_buf, &mut client_conn).await.is_err()
+    {
+        return;
+    }
+    let mut client_open = true;
+    let mut backend_open = true;
+    while client_open || backend_open {
+        let side = match (client_open, backend_open) {
+            (true, true) => {
+                futures_lite::future::or(
+                    async { Side::Client(client_conn.recv(&mut client_buf).await) },
+                    async { Side::Backend(up_conn.recv(&mut up_buf).await) },
+                )
+                .await
+            }
+            (true, false) => Side::Client(client_conn.recv(&mut client_buf).await),
+            _ => Side::Backend(up_conn.recv(&mut up_buf).await),
+        };
+        let moved = match side {
+            Side::Client(Ok(n)) if n > 0 => flush(&mut client_buf, &mut up_conn).await,
+            Side::Backend(Ok(n)) if n > 0 => flush(&mut up_buf, &mut client_conn).await,
+            Side::Client(Ok(_)) => {
+                client_open = false;
+                up_conn.shutdown_write().await
+            }
+            Side::Backend(Ok(_)) => {
+                backend_open = false;
+                client_conn.shutdown_write().await
+            }
+            Side::Client(Err(_)) | Side::Backend(Err(_)) => return,
+        };
+        if moved.is_err() {
             return;
         }
-        let n = client.buf.len();
-        client.buf.consume(n);
     }
-    if !up.buf.is_empty() {
-        if client.conn.send(up.buf.filled()).await.is_err() {
-            return;
-        }
-        let n = up.buf.len();
-        up.buf.consume(n);
+}
+
+/// Sends what `buf` holds to `to` and empties it.
+async fn flush(buf: &mut RecvBuf, to: &mut Socket) -> std::io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
     }
-    let (client_rx, mut client_tx) = io::split(client.conn.into_inner());
-    let (up_rx, mut up_tx) = io::split(up.conn.into_inner());
-    let upstream_bound = async {
-        let r = io::copy(client_rx, &mut up_tx).await;
-        let _ = up_tx.close().await;
-        r
-    };
-    let client_bound = async {
-        let r = io::copy(up_rx, &mut client_tx).await;
-        let _ = client_tx.close().await;
-        r
-    };
-    let _ = futures_lite::future::zip(upstream_bound, client_bound).await;
+    to.send(buf.filled()).await?;
+    let n = buf.len();
+    buf.consume(n);
+    Ok(())
 }

@@ -10,7 +10,8 @@ pub mod core;
 pub use self::control::ConfigSource;
 use self::core::{CoreMsg, CoreState};
 use crate::config::CompiledConfig;
-use crate::io::TcpConn;
+use crate::io::uring::{self, Acceptor, Flavor};
+use crate::io::{Socket, TcpConn};
 use crate::policy::services::Services;
 use crate::ratelimit::{CoreShard, NodeLimiter};
 use anyhow::{bail, Context};
@@ -26,6 +27,9 @@ const MAX_LIMIT_KEYS: usize = 100_000;
 /// How often each core settles its rate-limit leases with the node.
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Backlog of each core's listener.
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// How the gateway is started.
 #[derive(Clone, Debug)]
 pub struct GatewayOptions {
@@ -33,6 +37,34 @@ pub struct GatewayOptions {
     /// Number of data-plane cores; `None` = every CPU this process may run on.
     pub cores: Option<usize>,
     pub source: ConfigSource,
+    pub io: IoChoice,
+}
+
+/// Which path carries socket bytes on the cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoEngine {
+    /// The io_uring engine where it starts, glommio's sockets where it does not.
+    Auto,
+    /// The io_uring engine or nothing.
+    Uring,
+    /// glommio's `TcpStream`.
+    Glommio,
+}
+
+/// The I/O engine and the ring flags to try first.
+#[derive(Clone, Copy, Debug)]
+pub struct IoChoice {
+    pub engine: IoEngine,
+    pub flavor: Flavor,
+}
+
+impl Default for IoChoice {
+    fn default() -> Self {
+        Self {
+            engine: IoEngine::Auto,
+            flavor: Flavor::Defer,
+        }
+    }
 }
 
 /// Starts the gateway and blocks until it has drained. The config is compiled before
@@ -70,6 +102,7 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         let ready = ready_tx.clone();
         let config = initial.clone();
         let limiter = limiter.clone();
+        let io = opts.io;
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("portico-core-{index}"))
             .spawn(move || async move {
@@ -78,7 +111,7 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
                     now: Instant::now(),
                     openid: Default::default(),
                 };
-                core_main(index, listen, config, services, rx, ready).await
+                core_main(index, listen, io, config, services, rx, ready).await
             })
             .map_err(|e| anyhow::anyhow!("starting the executor for cpu {cpu}: {e}"))?;
         handles.push(handle);
@@ -153,15 +186,62 @@ fn reserve_port(addr: SocketAddr) -> anyhow::Result<(SocketAddr, Option<socket2:
     Ok((bound, Some(sock)))
 }
 
+/// A core's listening socket on its I/O path.
+enum Listener {
+    Uring(Acceptor),
+    Glommio(TcpListener),
+}
+
+/// Starts the core's I/O engine as `io` asks; `Err` stops the start.
+fn start_engine(index: usize, io: IoChoice) -> Result<Option<Rc<uring::Engine>>, String> {
+    if io.engine == IoEngine::Glommio {
+        tracing::info!(core = index, "io engine: glommio sockets (as configured)");
+        return Ok(None);
+    }
+    match uring::start(uring::Options { flavor: io.flavor }) {
+        Ok(engine) => {
+            tracing::info!(
+                core = index,
+                flags = engine.flavor().name(),
+                "io engine: io_uring"
+            );
+            Ok(Some(engine))
+        }
+        Err(e) if io.engine == IoEngine::Auto => {
+            tracing::warn!(
+                core = index,
+                error = %e,
+                "io_uring engine unavailable here; using glommio sockets"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(format!("core {index}: io_uring engine: {e}")),
+    }
+}
+
 async fn core_main(
     index: usize,
     listen: SocketAddr,
+    io: IoChoice,
     config: Arc<CompiledConfig>,
     services: Services,
     rx: async_channel::Receiver<CoreMsg>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
-    let listener = match TcpListener::bind(listen) {
+    let engine = match start_engine(index, io) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let listener = match &engine {
+        Some(engine) => Acceptor::bind(engine, listen, LISTEN_BACKLOG).map(Listener::Uring),
+        None => TcpListener::bind(listen)
+            .map(Listener::Glommio)
+            .map_err(std::io::Error::from),
+    };
+    let listener = match listener {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(format!("core {index}: cannot listen on {listen}: {e}")));
@@ -174,8 +254,15 @@ async fn core_main(
     glommio::spawn_local(crate::upstream::sweep_task(core.clone())).detach();
     let _ = ready.send(Ok(()));
 
-    accept_loop(&core, &listener).await;
+    match &listener {
+        Listener::Uring(acceptor) => accept_uring(&core, acceptor).await,
+        Listener::Glommio(listener) => accept_glommio(&core, listener).await,
+    }
     drop(listener);
+    // Idle connections have nothing to finish: they close now.
+    if let Some(engine) = &engine {
+        engine.close_parked();
+    }
 
     // Draining: in-flight requests finish, idle connections close themselves.
     let deadline = core
@@ -200,25 +287,69 @@ async fn core_main(
     core.pools.borrow_mut().clear();
 }
 
-async fn accept_loop(core: &Rc<CoreState>, listener: &TcpListener) {
+/// Waits while the core is at its connection limit (backpressure: the kernel's backlog
+/// holds the waiting clients). False when the core is draining.
+async fn below_limit(core: &Rc<CoreState>, at_limit: impl Fn()) -> bool {
     loop {
         let drain = core.drain_listener();
         if core.is_draining() {
-            return;
+            return false;
         }
-        // Backpressure: at the connection limit, stop accepting until one closes. The
-        // kernel's backlog holds the waiting clients.
         let limit = core
             .config()
             .map(|c| c.settings.connections_per_core)
             .unwrap_or(10_000);
-        if core.active_connections() >= limit {
-            let closed = core.closed_listener();
-            if core.active_connections() >= limit {
-                futures_lite::future::or(closed, drain).await;
-            }
-            continue;
+        if core.active_connections() < limit {
+            return true;
         }
+        at_limit();
+        let closed = core.closed_listener();
+        if core.active_connections() >= limit {
+            futures_lite::future::or(closed, drain).await;
+        }
+    }
+}
+
+async fn accept_uring(core: &Rc<CoreState>, acceptor: &Acceptor) {
+    loop {
+        if !below_limit(core, || acceptor.pause()).await {
+            return;
+        }
+        let drain = core.drain_listener();
+        let accepted = futures_lite::future::or(async { Some(acceptor.accept().await) }, async {
+            drain.await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(conn)) => {
+                let Ok(peer) = conn.peer_addr() else {
+                    continue;
+                };
+                let idle = core
+                    .config()
+                    .map_or(Duration::from_secs(75), |c| c.settings.timeouts.keep_alive);
+                // No task until the first bytes arrive: a connection that has sent
+                // nothing holds a socket slot and nothing else.
+                let resume = crate::proxy::resume(core.clone(), peer, core.enter());
+                conn.park(idle, resume);
+            }
+            Some(Err(e)) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(core = core.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn accept_glommio(core: &Rc<CoreState>, listener: &TcpListener) {
+    loop {
+        if !below_limit(core, || {}).await {
+            return;
+        }
+        let drain = core.drain_listener();
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             drain.await;
             None
@@ -233,14 +364,11 @@ async fn accept_loop(core: &Rc<CoreState>, listener: &TcpListener) {
                 };
                 let guard = core.enter();
                 let core = core.clone();
-                glommio::spawn_local(async move {
-                    crate::proxy::serve_connection(core, TcpConn::new(stream), peer).await;
-                    drop(guard);
-                })
-                .detach();
+                let conn = Socket::Glommio(TcpConn::new(stream));
+                glommio::spawn_local(crate::proxy::serve_connection(core, conn, peer, guard))
+                    .detach();
             }
             Some(Err(e)) => {
-                // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!(core = core.id, error = %e, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }

@@ -2,7 +2,7 @@
 //! connecting with a timeout. A connection goes back to its pool only when the caller
 //! has read its response completely; the pool itself never looks at HTTP.
 
-use crate::io::{RecvBuf, TcpConn};
+use crate::io::{uring, RecvBuf, Socket, TcpConn, UringConn};
 use crate::runtime::core::CoreState;
 use glommio::net::TcpStream;
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ const UPSTREAM_BUF_MAX: usize = 80 * 1024;
 
 /// A connection to a backend with its receive buffer.
 pub struct Upstream {
-    pub conn: TcpConn,
+    pub conn: Socket,
     pub buf: RecvBuf,
     pub addr: SocketAddr,
     /// True when it came from the pool (it may have been closed by the backend meanwhile).
@@ -34,6 +34,25 @@ pub enum ConnectError {
 
 /// Opens a new connection to `addr`, giving up after `timeout`.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, ConnectError> {
+    let conn = match uring::current() {
+        Some(engine) => Socket::Uring(UringConn::connect(&engine, addr, timeout).await.map_err(
+            |e| match e.kind() {
+                io::ErrorKind::TimedOut => ConnectError::Timeout,
+                _ => ConnectError::Io(e),
+            },
+        )?),
+        None => Socket::Glommio(connect_glommio(addr, timeout).await?),
+    };
+    Ok(Upstream {
+        conn,
+        buf: RecvBuf::new(UPSTREAM_BUF_INITIAL, UPSTREAM_BUF_MAX),
+        addr,
+        reused: false,
+        idle_since: Instant::now(),
+    })
+}
+
+async fn connect_glommio(addr: SocketAddr, timeout: Duration) -> Result<TcpConn, ConnectError> {
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(|e| match e {
@@ -44,13 +63,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, Co
             glommio::GlommioError::IoError(io) => ConnectError::Io(io),
             other => ConnectError::Io(io::Error::other(other.to_string())),
         })?;
-    Ok(Upstream {
-        conn: TcpConn::new(stream),
-        buf: RecvBuf::new(UPSTREAM_BUF_INITIAL, UPSTREAM_BUF_MAX),
-        addr,
-        reused: false,
-        idle_since: Instant::now(),
-    })
+    Ok(TcpConn::new(stream))
 }
 
 /// Idle keep-alive connections of one core, per backend address, most recent last.
@@ -64,7 +77,9 @@ impl Pools {
     pub fn take(&mut self, addr: SocketAddr, idle_timeout: Duration) -> Option<Upstream> {
         let list = self.idle.get_mut(&addr)?;
         while let Some(mut up) = list.pop() {
-            if up.idle_since.elapsed() < idle_timeout {
+            // A connection the backend closed while idle is known on the io_uring
+            // engine: skip it rather than fail a request on it.
+            if up.idle_since.elapsed() < idle_timeout && !up.conn.is_closed() {
                 up.reused = true;
                 return Some(up);
             }

@@ -70,6 +70,7 @@ pub struct GatewayBuilder {
     config: Option<String>,
     file_name: String,
     cores: usize,
+    engine: String,
 }
 
 impl GatewayBuilder {
@@ -90,6 +91,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// The socket path: `uring` (the default: a test fails if the engine cannot
+    /// start, rather than silently testing the fallback) or `glommio`.
+    pub fn engine(mut self, engine: &str) -> Self {
+        self.engine = engine.to_owned();
+        self
+    }
+
     /// Starts the process and waits for its listening line; panics (with the
     /// gateway's stderr) if it exits or does not listen within a minute.
     pub fn start(self) -> Gateway {
@@ -100,13 +108,17 @@ impl GatewayBuilder {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--cores")
-            .arg(self.cores.to_string());
+            .arg(self.cores.to_string())
+            .arg("--io-engine")
+            .arg(&self.engine);
         if let Some(p) = &config_path {
             cmd.arg("--config").arg(p);
         }
         cmd.env_remove("PORTICO_CONFIG")
             .env_remove("PORTICO_LISTEN")
             .env_remove("PORTICO_CORES")
+            .env_remove("PORTICO_IO_ENGINE")
+            .env_remove("PORTICO_RING_FLAGS")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -207,6 +219,7 @@ impl Gateway {
             config: Some(yaml.to_owned()),
             file_name: "portico.yaml".to_owned(),
             cores: 1,
+            engine: "uring".to_owned(),
         }
     }
 

@@ -1,0 +1,83 @@
+//! The byte-moving layer under Portico's proxy and load generator. Callers see the
+//! [`Conn`] trait, the [`RecvBuf`] it fills and the [`Socket`] that carries it; how the
+//! bytes reach the kernel is this crate's business and nobody else's:
+//!
+//! * [`uring`]: the per-core io_uring engine. Accept, receive, send, connect, shutdown
+//!   and close are ring operations, flushed once per executor tick with deferred task
+//!   running; receives are multishot into a per-core provided-buffer ring, so an idle
+//!   connection holds no receive buffer.
+//! * [`TcpConn`]: glommio's `TcpStream` (`recv`/`send` syscalls plus an io_uring poll),
+//!   the fallback where the engine cannot start.
+//!
+//! It must not interpret the bytes: no HTTP here.
+
+mod buf;
+mod glommio_tcp;
+pub mod uring;
+
+pub use buf::RecvBuf;
+pub use glommio_tcp::TcpConn;
+pub use uring::UringConn;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+/// A connected, bidirectional byte stream owned by one core.
+pub trait Conn {
+    /// Reads what the peer has sent into the free space of `buf` (growing it up to its
+    /// limit when full). Returns the number of bytes read; 0 means end of stream.
+    fn recv(&mut self, buf: &mut RecvBuf) -> impl Future<Output = io::Result<usize>>;
+    /// Writes all of `data`.
+    fn send(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Signals end of stream to the peer (half close) without dropping the connection.
+    fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
+}
+
+/// A connection on whichever path this core runs.
+pub enum Socket {
+    Uring(UringConn),
+    Glommio(TcpConn),
+}
+
+impl Socket {
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Socket::Uring(c) => c.peer_addr(),
+            Socket::Glommio(c) => c.peer_addr(),
+        }
+    }
+
+    /// True when the peer is known to have closed (or failed) while the connection sat
+    /// idle: a pooled connection in that state must not be reused. The glommio path
+    /// cannot tell without a syscall and answers false.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Socket::Uring(c) => c.is_closed(),
+            Socket::Glommio(_) => false,
+        }
+    }
+}
+
+impl Conn for Socket {
+    async fn recv(&mut self, buf: &mut RecvBuf) -> io::Result<usize> {
+        match self {
+            Socket::Uring(c) => c.recv(buf).await,
+            Socket::Glommio(c) => c.recv(buf).await,
+        }
+    }
+
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Socket::Uring(c) => c.send(data).await,
+            Socket::Glommio(c) => c.send(data).await,
+        }
+    }
+
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Socket::Uring(c) => c.shutdown_write().await,
+            Socket::Glommio(c) => c.shutdown_write().await,
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! A TCP connection on the ring. Receiving is one multishot receive per socket, armed
+//! on first read and left armed: each completion carries a provided buffer, queued here
+//! until the owner reads it (the bytes are copied into the owner's `RecvBuf` and the
+//! buffer goes straight back to the ring). A reader that falls behind stops the
+//! multishot (backpressure) until it catches up. Sends are copied into a buffer the
+//! operation owns, so dropping a send future never leaves the kernel reading freed
+//! memory.
+//!
+//! A connection with nothing to do can be *parked*: no task holds it, only a slot with
+//! its descriptor and a resume callback, called when bytes arrive.
+
+use super::op::{self, Keep};
+use super::{park, user_data, Engine, TAG_NONE, TAG_RECV};
+use crate::{Conn, RecvBuf};
+use io_uring::{cqueue, opcode, types};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{BorrowedFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Bytes queued for a slow reader before its multishot receive is stopped.
+const HIGH_WATER: usize = 64 * 1024;
+/// Sends keep a buffer up to this size for the next send.
+const KEEP_SEND_BUF: usize = 64 * 1024;
+
+/// What a parked connection does when bytes arrive.
+pub type Resume = Box<dyn FnOnce(UringConn)>;
+
+/// Received bytes waiting in a provided buffer.
+struct Chunk {
+    bid: u16,
+    offset: u32,
+    len: u32,
+}
+
+/// A socket's slot.
+pub(crate) struct Sock {
+    fd: RawFd,
+    chunks: VecDeque<Chunk>,
+    queued: usize,
+    armed: bool,
+    cancelling: bool,
+    eof: bool,
+    error: i32,
+    reader: Option<Waker>,
+    /// A `UringConn` owns the slot.
+    owned: bool,
+    pub(crate) parked: Option<Resume>,
+    /// Bumped at each park, so a stale idle deadline is recognised.
+    pub(crate) seq: u32,
+}
+
+impl Sock {
+    fn readable(&self) -> bool {
+        self.queued > 0 || self.eof || self.error != 0
+    }
+}
+
+/// A connection owned by a task on this core.
+pub struct UringConn {
+    engine: Rc<Engine>,
+    key: usize,
+    fd: RawFd,
+    send_buf: Vec<u8>,
+    /// False once parked: the slot is the engine's again.
+    live: bool,
+}
+
+impl UringConn {
+    /// Takes ownership of a connected socket.
+    pub fn from_fd(engine: &Rc<Engine>, fd: RawFd) -> Self {
+        let key = engine.st.borrow_mut().socks.insert(Sock {
+            fd,
+            chunks: VecDeque::new(),
+            queued: 0,
+            armed: false,
+            cancelling: false,
+            eof: false,
+            error: 0,
+            reader: None,
+            owned: true,
+            parked: None,
+            seq: 0,
+        });
+        Self::for_slot(engine, key, fd)
+    }
+
+    fn for_slot(engine: &Rc<Engine>, key: usize, fd: RawFd) -> Self {
+        Self {
+            engine: engine.clone(),
+            key,
+            fd,
+            send_buf: Vec::new(),
+            live: true,
+        }
+    }
+
+    /// Connects to `addr`; the connect carries a linked ring timeout of `timeout`.
+    pub async fn connect(
+        engine: &Rc<Engine>,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<UringConn> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_tcp_nodelay(true)?;
+        let conn = UringConn::from_fd(engine, socket.into_raw_fd());
+        let sockaddr = Box::new(socket2::SockAddr::from(addr));
+        let ts = Box::new(
+            types::Timespec::new()
+                .sec(timeout.as_secs())
+                .nsec(timeout.subsec_nanos()),
+        );
+        let connect =
+            opcode::Connect::new(types::Fd(conn.fd), sockaddr.as_ptr().cast(), sockaddr.len())
+                .build()
+                .flags(io_uring::squeue::Flags::IO_LINK);
+        let limit = opcode::LinkTimeout::new(&*ts)
+            .build()
+            .user_data(user_data(TAG_NONE, 0));
+        // SAFETY: the address and timespec live in the operation's slot.
+        let (res, _) =
+            unsafe { op::submit(engine, vec![connect, limit], Keep::Connect(sockaddr, ts)) }.await;
+        match res {
+            0 => Ok(conn),
+            r if r == -libc::ECANCELED || r == -libc::ETIME => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            }
+            r => Err(io::Error::from_raw_os_error(-r)),
+        }
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        // SAFETY: the descriptor is open for as long as `self` is live.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        socket2::SockRef::from(&fd)
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("peer is not an IP socket"))
+    }
+
+    /// True when the peer closed or the socket failed and nothing is left to read.
+    pub fn is_closed(&self) -> bool {
+        let st = self.engine.st.borrow();
+        let sock = &st.socks[self.key];
+        sock.queued == 0 && (sock.eof || sock.error != 0)
+    }
+
+    /// True when a read would not wait: bytes are queued, or the peer closed, or the
+    /// socket failed.
+    pub fn readable(&self) -> bool {
+        self.engine.st.borrow().socks[self.key].readable()
+    }
+
+    /// Hands the idle connection to the engine until bytes arrive (then `resume` gets
+    /// it back, in the driver's tick) or `idle` passes (then it is closed and `resume`
+    /// dropped). A connection with bytes already waiting is resumed at once.
+    pub fn park(mut self, idle: Duration, resume: Resume) {
+        let engine = self.engine.clone();
+        let mut st = engine.st.borrow_mut();
+        let sock = &mut st.socks[self.key];
+        if sock.readable() {
+            drop(st);
+            resume(self);
+            return;
+        }
+        sock.owned = false;
+        sock.reader = None;
+        sock.parked = Some(resume);
+        sock.seq = sock.seq.wrapping_add(1);
+        let seq = sock.seq;
+        if !sock.armed {
+            arm(&engine, &mut st, self.key);
+        }
+        park::add(&mut st, self.key, seq, idle);
+        self.live = false;
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut RecvBuf) -> Poll<io::Result<usize>> {
+        let engine = self.engine.clone();
+        let mut st = engine.st.borrow_mut();
+        let sock = &mut st.socks[self.key];
+        if !sock.chunks.is_empty() {
+            let mut copied = 0;
+            while let Some(chunk) = sock.chunks.front_mut() {
+                let spare = buf.spare();
+                if spare.is_empty() {
+                    break;
+                }
+                let n = spare.len().min(chunk.len as usize);
+                spare[..n].copy_from_slice(engine.bufs.bytes(chunk.bid, chunk.offset as usize, n));
+                buf.commit(n);
+                copied += n;
+                chunk.offset += n as u32;
+                chunk.len -= n as u32;
+                if chunk.len == 0 {
+                    engine.bufs.recycle(chunk.bid);
+                    sock.chunks.pop_front();
+                }
+            }
+            sock.queued -= copied;
+            if copied == 0 {
+                return Poll::Ready(Err(io::Error::other("receive buffer full")));
+            }
+            if !sock.armed && !sock.eof && sock.error == 0 && sock.queued < HIGH_WATER / 2 {
+                arm(&engine, &mut st, self.key);
+            }
+            return Poll::Ready(Ok(copied));
+        }
+        if sock.error != 0 {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(sock.error)));
+        }
+        if sock.eof {
+            return Poll::Ready(Ok(0));
+        }
+        match &sock.reader {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => sock.reader = Some(cx.waker().clone()),
+        }
+        if !sock.armed {
+            arm(&engine, &mut st, self.key);
+        }
+        Poll::Pending
+    }
+
+    async fn send_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.send_buf);
+        buf.clear();
+        buf.extend_from_slice(data);
+        let mut sent = 0;
+        while sent < buf.len() {
+            // SAFETY (of the pointer): it points into `buf`, which moves into the
+            // operation's slot with its heap allocation unchanged.
+            let sqe = opcode::Send::new(
+                types::Fd(self.fd),
+                buf[sent..].as_ptr(),
+                (buf.len() - sent).min(u32::MAX as usize) as u32,
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+            // SAFETY: the entry points into `buf`, kept by the slot until completion.
+            let (res, keep) = unsafe { op::submit(&self.engine, vec![sqe], Keep::Buf(buf)) }.await;
+            buf = match keep {
+                Keep::Buf(b) => b,
+                _ => unreachable!("a send keeps its buffer"),
+            };
+            if res < 0 {
+                return Err(io::Error::from_raw_os_error(-res));
+            }
+            if res == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "peer took no bytes",
+                ));
+            }
+            sent += res as usize;
+        }
+        if buf.capacity() <= KEEP_SEND_BUF {
+            self.send_buf = buf;
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        let sqe = opcode::Shutdown::new(types::Fd(self.fd), libc::SHUT_WR).build();
+        // SAFETY: the entry points to no memory.
+        let (res, _) = unsafe { op::submit(&self.engine, vec![sqe], Keep::None) }.await;
+        if res < 0 {
+            return Err(io::Error::from_raw_os_error(-res));
+        }
+        Ok(())
+    }
+}
+
+impl Conn for UringConn {
+    async fn recv(&mut self, buf: &mut RecvBuf) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.send_all(data).await
+    }
+
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown().await
+    }
+}
+
+impl Drop for UringConn {
+    fn drop(&mut self) {
+        if self.live {
+            release(&self.engine, self.key);
+        }
+    }
+}
+
+/// Queues the multishot receive of socket `key` (or notes it starved of buffers).
+fn arm(engine: &Engine, st: &mut super::State, key: usize) {
+    if engine.bufs.available() == 0 {
+        st.starved.push(key);
+        return;
+    }
+    let sock = &mut st.socks[key];
+    sock.armed = true;
+    let sqe = opcode::RecvMulti::new(types::Fd(sock.fd), engine.bufs.group)
+        .build()
+        .user_data(user_data(TAG_RECV, key));
+    // SAFETY: the kernel picks a provided buffer; the entry points to no memory.
+    unsafe { engine.push(&[sqe]) };
+}
+
+/// Closes socket `key`: its buffers go back, its receive is cancelled, its descriptor
+/// closed; the slot goes when the receive's last completion has arrived.
+pub(crate) fn release(engine: &Engine, key: usize) {
+    let mut st = engine.st.borrow_mut();
+    let sock = &mut st.socks[key];
+    sock.owned = false;
+    sock.reader = None;
+    for chunk in sock.chunks.drain(..) {
+        engine.bufs.recycle(chunk.bid);
+    }
+    sock.queued = 0;
+    let fd = sock.fd;
+    let close = opcode::Close::new(types::Fd(fd))
+        .build()
+        .user_data(user_data(TAG_NONE, 0));
+    if sock.armed {
+        let cancel = opcode::AsyncCancel::new(user_data(TAG_RECV, key))
+            .build()
+            .user_data(user_data(TAG_NONE, 0));
+        sock.cancelling = true;
+        // SAFETY: neither entry points to memory.
+        unsafe { engine.push(&[cancel, close]) };
+    } else {
+        st.socks.remove(key);
+        // SAFETY: as above.
+        unsafe { engine.push(&[close]) };
+    }
+}
+
+/// Handles a completion of socket `key`'s multishot receive.
+pub(crate) fn complete_recv(engine: &Engine, key: usize, res: i32, flags: u32) {
+    let more = cqueue::more(flags);
+    let mut st = engine.st.borrow_mut();
+    let Some(sock) = st.socks.get_mut(key) else {
+        return;
+    };
+    if let Some(bid) = cqueue::buffer_select(flags) {
+        engine.bufs.taken();
+        if res > 0 && (sock.owned || sock.parked.is_some()) {
+            sock.chunks.push_back(Chunk {
+                bid,
+                offset: 0,
+                len: res as u32,
+            });
+            sock.queued += res as usize;
+        } else {
+            engine.bufs.recycle(bid);
+        }
+    }
+    let mut starved = false;
+    match res {
+        0 => sock.eof = true,
+        r if r < 0 => match -r {
+            libc::ENOBUFS => starved = true,
+            libc::ECANCELED => {}
+            e => sock.error = e,
+        },
+        _ => {}
+    }
+    if !more {
+        sock.armed = false;
+        sock.cancelling = false;
+    }
+    if !sock.owned && sock.parked.is_none() {
+        // Released: the slot was waiting for this last completion.
+        if !sock.armed {
+            st.socks.remove(key);
+        }
+        return;
+    }
+    if more && !sock.cancelling && sock.queued >= HIGH_WATER {
+        // The reader is behind: stop receiving until it has caught up.
+        sock.cancelling = true;
+        let cancel = opcode::AsyncCancel::new(user_data(TAG_RECV, key))
+            .build()
+            .user_data(user_data(TAG_NONE, 0));
+        // SAFETY: the entry points to no memory.
+        unsafe { engine.push(&[cancel]) };
+    }
+    let readable = sock.readable();
+    let waker = sock.reader.take();
+    let parked = sock.parked.is_some();
+    if starved && !sock.armed {
+        st.starved.push(key);
+    }
+    if parked && readable {
+        st.resumes.push(key);
+    }
+    drop(st);
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// Work left for after a tick's completions: resume parked sockets that became
+/// readable, re-arm receives that ran out of buffers.
+pub(crate) fn after_tick(engine: &Engine) {
+    let resumes = std::mem::take(&mut engine.st.borrow_mut().resumes);
+    if !resumes.is_empty() {
+        let Some(rc) = engine.self_rc() else {
+            return;
+        };
+        for key in resumes {
+            let taken = {
+                let mut st = engine.st.borrow_mut();
+                let st = &mut *st;
+                st.socks.get_mut(key).and_then(|sock| {
+                    let resume = sock.parked.take()?;
+                    sock.owned = true;
+                    st.parked.forget();
+                    Some((resume, sock.fd))
+                })
+            };
+            if let Some((resume, fd)) = taken {
+                let conn = UringConn::for_slot(&rc, key, fd);
+                if conn.is_closed() {
+                    // The peer left while idle: close without waking anything.
+                    drop(resume);
+                    drop(conn);
+                } else {
+                    resume(conn);
+                }
+            }
+        }
+    }
+    let mut st = engine.st.borrow_mut();
+    while engine.bufs.available() > 0 {
+        let Some(key) = st.starved.pop() else {
+            break;
+        };
+        let wants = st.socks.get(key).is_some_and(|s| {
+            !s.armed && !s.eof && s.error == 0 && (s.reader.is_some() || s.parked.is_some())
+        });
+        if wants {
+            arm(engine, &mut st, key);
+        }
+    }
+}
+
+/// Closes parked socket `key` if it is still parked at `seq`; used by the sweeper.
+pub(crate) fn close_parked(engine: &Engine, key: usize, seq: Option<u32>) -> bool {
+    let resume = {
+        let mut st = engine.st.borrow_mut();
+        let Some(sock) = st.socks.get_mut(key) else {
+            return false;
+        };
+        if seq.is_some_and(|s| s != sock.seq) {
+            return false;
+        }
+        let Some(resume) = sock.parked.take() else {
+            return false;
+        };
+        st.parked.forget();
+        resume
+    };
+    release(engine, key);
+    drop(resume);
+    true
+}
