@@ -4,6 +4,7 @@
 //! `1m`). It validates what clap cannot (ranges, combinations) so that `main` works
 //! with values that make sense; it knows nothing about sockets or executors.
 
+use crate::engine::IoEngine;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,6 +100,10 @@ pub struct RunArgs {
     /// Write an HdrHistogram interval log (one corrected histogram per second).
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
+
+    /// Socket path: io_uring engine, glommio sockets, or the engine when available.
+    #[arg(long, value_enum, default_value_t = IoEngine::Auto)]
+    pub io_engine: IoEngine,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +123,24 @@ pub struct ServeArgs {
     /// Executor threads [default: every CPU this process may use]
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Socket path: io_uring engine, glommio sockets, or the engine when available.
+    #[arg(long, value_enum, default_value_t = IoEngine::Auto)]
+    pub io_engine: IoEngine,
+
+    /// On the io_uring engine, hand idle keep-alive connections to the engine
+    /// (no task, no buffer) instead of keeping a task waiting on each.
+    #[arg(long, value_enum, default_value_t = Idle::Park)]
+    pub idle: Idle,
+}
+
+/// What `loadgen serve` does with an idle keep-alive connection on the io_uring engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Idle {
+    /// Park it: a new task serves it when bytes arrive.
+    Park,
+    /// Keep its task waiting in `recv` (its buffer is released while idle).
+    Task,
 }
 
 /// Parses `1.5s`, `500ms`, `250us`, `2m`, `1h` or a bare number of seconds.

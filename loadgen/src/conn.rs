@@ -10,31 +10,35 @@
 //! coordinated omission) and, separately, from the actual send time. In closed loop
 //! the two are the same.
 //!
-//! Timeouts and the end of a timed run cost nothing per request: a per-thread
+//! Sockets are the thread's io_uring engine's (one `io_uring_enter` per executor tick
+//! for all of the thread's connections) or glommio's, see [`crate::transport`].
+//!
+//! Timeouts and the end of a timed run cost next to nothing per request: a per-thread
 //! watchdog task looks at each connection's oldest outstanding request a few times a
-//! second and shuts the socket down when it is late (or the run is over); the
-//! connection's pending read then returns and the loop sees why.
+//! second and fires the connection's [`Kick`] when it is late (or the run is over);
+//! the connection's pending read or write then ends with an error and the loop sees
+//! why.
 //!
 //! When a connection fails, its oldest outstanding request counts as the error;
 //! requests pipelined behind it are sent again on the new connection, keeping their
 //! intended times. So every request ends exactly once, as a response or as an error,
 //! which is what makes `-n` exact.
 
+use crate::engine::IoEngine;
 use crate::request::Prepared;
 use crate::response::{Eof, ResponseParser};
 use crate::stats::{new_histogram, ErrorKind, Stats};
-use crate::tls::TlsStream;
+use crate::transport::{connect, sleep_until, Kick, Transport};
 use futures_lite::future;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use hdrhistogram::Histogram;
+use portico_io::uring::Engine;
+use portico_io::RecvBuf;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock};
@@ -69,6 +73,7 @@ pub struct RunConfig {
     pub connect_timeout: Duration,
     pub hdr_log: bool,
     pub progress: bool,
+    pub io_engine: IoEngine,
 }
 
 /// Carries `(thread, interval index, histogram)` to the main thread for `--hdr-log`.
@@ -169,6 +174,20 @@ pub async fn run_thread(
     }
     let _finished = Finished(shared.clone());
     let mut stats = Stats::new();
+    let engine = match crate::engine::start(cfg.io_engine) {
+        Ok(engine) => engine,
+        Err(message) => {
+            shared
+                .fatal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(message);
+            shared.abort.store(true, Ordering::Relaxed);
+            // Every thread meets the barrier, so none waits forever for this one.
+            shared.barrier.wait();
+            return stats;
+        }
+    };
 
     // Open every connection first, so that the clock starts with all of them ready
     // and so that a target nobody can reach stops the run at once.
@@ -176,9 +195,10 @@ pub async fn run_thread(
         .map(|i| {
             let targets = targets.clone();
             let timeout = cfg.connect_timeout;
+            let engine = engine.clone();
             glommio::spawn_local(async move {
                 let target = &targets[i % targets.len()];
-                connect(target, timeout, None).await
+                connect(engine.as_ref(), target, timeout, None).await
             })
         })
         .collect();
@@ -198,6 +218,9 @@ pub async fn run_thread(
     // Blocking here is fine: every task of this executor has finished.
     shared.barrier.wait();
     let start = *shared.start.get_or_init(Instant::now);
+    if shared.abort.load(Ordering::Relaxed) {
+        return stats;
+    }
     if shared.connected.load(Ordering::Relaxed) == 0 {
         let mut fatal = shared.fatal.lock().unwrap_or_else(|e| e.into_inner());
         if fatal.is_none() {
@@ -223,6 +246,7 @@ pub async fn run_thread(
         slots: RefCell::new(Vec::with_capacity(count)),
         stats: RefCell::new(stats),
         interval: RefCell::new(cfg.hdr_log.then(new_histogram)),
+        engine,
         cfg,
         shared,
         targets,
@@ -271,6 +295,8 @@ struct ThreadState {
     slots: RefCell<Vec<Rc<Slot>>>,
     stats: RefCell<Stats>,
     interval: RefCell<Option<Histogram<u64>>>,
+    /// This thread's io_uring engine, or `None` on glommio's sockets.
+    engine: Option<Rc<Engine>>,
 }
 
 impl ThreadState {
@@ -324,12 +350,14 @@ impl ThreadState {
 
 /// What the watchdog knows of one connection.
 struct Slot {
-    /// The socket, or -1 between connections.
-    fd: Cell<RawFd>,
+    /// A connection is open (not between connections).
+    open: Cell<bool>,
     /// Actual send time of the oldest outstanding request.
     oldest: Cell<Option<Instant>>,
-    /// Set by the watchdog when it closed the socket for a late response.
+    /// Set by the watchdog when it kicked the connection for a late response.
     timed_out: Cell<bool>,
+    /// Ends the connection's pending read or write.
+    kick: Kick,
 }
 
 /// A request on the wire (or waiting to be sent again after a reconnect).
@@ -341,97 +369,7 @@ struct Pending {
     sent: Instant,
 }
 
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream>),
-}
-
-impl Transport {
-    fn fd(&self) -> RawFd {
-        match self {
-            Transport::Plain(s) => s.as_raw_fd(),
-            Transport::Tls(s) => s.tcp().as_raw_fd(),
-        }
-    }
-
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(s) => s.read(buf).await,
-            Transport::Tls(s) => s.read(buf).await,
-        }
-    }
-
-    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Transport::Plain(s) => s.write_all(buf).await,
-            Transport::Tls(s) => s.write_all(buf).await,
-        }
-    }
-}
-
-/// Opens a connection (and runs the TLS handshake) within `timeout`, or by
-/// `deadline` if that comes first. Errors are one-line messages.
-async fn connect(
-    target: &Target,
-    timeout: Duration,
-    deadline: Option<Instant>,
-) -> Result<Transport, String> {
-    let limit = match deadline {
-        Some(d) => d.min(Instant::now() + timeout),
-        None => Instant::now() + timeout,
-    };
-    let attempt = async {
-        let tcp = TcpStream::connect(target.addr).await.map_err(glommio_io)?;
-        tcp.set_nodelay(true).map_err(io::Error::from)?;
-        match &target.tls {
-            None => Ok(Transport::Plain(tcp)),
-            Some((config, name)) => {
-                let tls = TlsStream::connect(tcp, config.clone(), name.clone()).await?;
-                Ok(Transport::Tls(Box::new(tls)))
-            }
-        }
-    };
-    let timer = async {
-        sleep_until(limit).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
-    };
-    future::or(attempt, timer)
-        .await
-        .map_err(|e: io::Error| format!("connect to {}: {}", target.label, describe(&e)))
-}
-
-fn glommio_io(e: glommio::GlommioError<()>) -> io::Error {
-    match e {
-        glommio::GlommioError::EnhancedIoError { source, .. } => source,
-        other => other.into(),
-    }
-}
-
-/// `Connection refused` rather than `Connection refused (os error 111)`.
-pub fn describe(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-async fn sleep_until(when: Instant) {
-    let now = Instant::now();
-    if when > now {
-        glommio::timer::sleep(when - now).await;
-    }
-}
-
-#[allow(unsafe_code)]
-fn shutdown_socket(fd: RawFd) {
-    // SAFETY: shutdown(2) takes no pointers. `fd` belongs to a TcpStream that is alive
-    // on this thread: a connection sets its slot to -1 in the same synchronous step
-    // that drops the stream, and the watchdog runs on the same thread.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
-    }
-}
+pub use crate::transport::describe;
 
 /// Enforces `--timeout`, ends timed runs, publishes progress and interval
 /// histograms. Wakes a few times a second; costs nothing per request.
@@ -447,8 +385,8 @@ async fn watchdog(t: Rc<ThreadState>) {
         if over && !t.stop.get() {
             t.stop.set(true);
             for slot in t.slots.borrow().iter() {
-                if slot.fd.get() >= 0 {
-                    shutdown_socket(slot.fd.get());
+                if slot.open.get() {
+                    slot.kick.fire();
                 }
             }
         }
@@ -457,9 +395,9 @@ async fn watchdog(t: Rc<ThreadState>) {
                 .oldest
                 .get()
                 .is_some_and(|sent| now.saturating_duration_since(sent) >= t.cfg.timeout);
-            if late && slot.fd.get() >= 0 && !slot.timed_out.get() {
+            if late && slot.open.get() && !slot.timed_out.get() {
                 slot.timed_out.set(true);
-                shutdown_socket(slot.fd.get());
+                slot.kick.fire();
             }
         }
         if t.cfg.progress {
@@ -521,16 +459,17 @@ struct Connection {
     next_request: usize,
     pending: VecDeque<Pending>,
     parser: ResponseParser,
-    rbuf: Vec<u8>,
+    rbuf: RecvBuf,
     wbuf: Vec<u8>,
 }
 
 impl Connection {
     fn new(t: Rc<ThreadState>, index: usize, schedule: Option<Schedule>) -> Connection {
         let slot = Rc::new(Slot {
-            fd: Cell::new(-1),
+            open: Cell::new(false),
             oldest: Cell::new(None),
             timed_out: Cell::new(false),
+            kick: Kick::default(),
         });
         t.slots.borrow_mut().push(slot.clone());
         let pipeline = t.cfg.pipeline;
@@ -542,7 +481,7 @@ impl Connection {
             next_request: index / t.targets.len(),
             pending: VecDeque::with_capacity(pipeline),
             parser: ResponseParser::new(),
-            rbuf: vec![0; READ_BUF],
+            rbuf: RecvBuf::new(READ_BUF, MAX_READ_BUF),
             wbuf: Vec::new(),
             t,
         }
@@ -558,7 +497,9 @@ impl Connection {
                 Some(tr) => tr,
                 None => {
                     let target = &self.t.targets[self.target];
-                    match connect(target, self.t.cfg.connect_timeout, self.t.deadline).await {
+                    let engine = self.t.engine.as_ref();
+                    match connect(engine, target, self.t.cfg.connect_timeout, self.t.deadline).await
+                    {
                         Ok(tr) => {
                             backoff = Duration::from_millis(1);
                             tr
@@ -575,17 +516,18 @@ impl Connection {
                     }
                 }
             };
-            self.slot.fd.set(tr.fd());
+            self.slot.kick.reset();
             self.slot.timed_out.set(false);
+            self.slot.open.set(true);
             let end = self.drive(&mut tr).await;
-            self.slot.fd.set(-1);
+            self.slot.open.set(false);
             self.slot.oldest.set(None);
             drop(tr);
             if let End::Finished = end {
                 break;
             }
         }
-        self.slot.fd.set(-1);
+        self.slot.open.set(false);
         self.slot.oldest.set(None);
     }
 
@@ -622,7 +564,9 @@ impl Connection {
     /// Sends and receives on one connection until it must be replaced or the run ends.
     async fn drive(&mut self, tr: &mut Transport) -> End {
         self.parser.reset();
-        let mut filled = 0usize;
+        self.rbuf.consume(self.rbuf.len());
+        let slot = self.slot.clone();
+        let kick = &slot.kick;
         let pipeline = self.t.cfg.pipeline;
         let open_loop = self.schedule.is_some();
 
@@ -636,7 +580,7 @@ impl Connection {
                 self.wbuf
                     .extend_from_slice(&target.requests[p.request].bytes);
             }
-            if let Err(e) = tr.write_all(&self.wbuf).await {
+            if let Err(e) = kick.guard(tr.write_all(&self.wbuf)).await {
                 return self.failed(ErrorKind::Reset, &e);
             }
         }
@@ -646,12 +590,13 @@ impl Connection {
             let sent = self.issue(pipeline);
             if sent > 0 {
                 let target = &self.t.targets[self.target];
-                let result = if sent == 1 && self.wbuf.is_empty() {
+                let bytes = if sent == 1 && self.wbuf.is_empty() {
                     let p = self.pending.back().expect("just pushed");
-                    tr.write_all(&target.requests[p.request].bytes).await
+                    &target.requests[p.request].bytes[..]
                 } else {
-                    tr.write_all(&self.wbuf).await
+                    &self.wbuf[..]
                 };
+                let result = kick.guard(tr.write_all(bytes)).await;
                 if let Err(e) = result {
                     return self.failed(ErrorKind::Reset, &e);
                 }
@@ -683,8 +628,8 @@ impl Connection {
                     .as_ref()
                     .map(Schedule::next)
                     .expect("open loop");
-                let rbuf = &mut self.rbuf[filled..];
-                let reading = async { Some(tr.read(rbuf).await) };
+                let rbuf = &mut self.rbuf;
+                let reading = async { Some(kick.guard(tr.read(rbuf)).await) };
                 let waiting = async {
                     sleep_until(when).await;
                     None
@@ -694,7 +639,7 @@ impl Connection {
                     None => continue,
                 }
             } else {
-                tr.read(&mut self.rbuf[filled..]).await
+                kick.guard(tr.read(&mut self.rbuf)).await
             };
             let now = Instant::now();
             let n = match read {
@@ -712,16 +657,16 @@ impl Connection {
                 }
             };
             if n == 0 {
-                return self.closed(filled, now);
+                return self.closed(now);
             }
             if self.t.recording(now) && self.t.deadline.is_none_or(|d| now <= d) {
                 self.t.stats.borrow_mut().bytes += n as u64;
             }
-            filled += n;
 
             // Frame every response the buffer holds.
+            let filled = self.rbuf.filled();
             let mut pos = 0;
-            while pos < filled {
+            while pos < filled.len() {
                 let Some(front) = self.pending.front() else {
                     // Bytes nobody asked for.
                     self.t.stats.borrow_mut().error(ErrorKind::Malformed, || {
@@ -734,7 +679,7 @@ impl Connection {
                     self.parser
                         .expect(target.requests[front.request].no_response_body);
                 }
-                match self.parser.feed(&self.rbuf[pos..filled]) {
+                match self.parser.feed(&filled[pos..]) {
                     Err(e) => {
                         let p = self.pending.pop_front().expect("front exists");
                         self.t.error(&p, ErrorKind::Malformed, || e.to_string());
@@ -754,20 +699,15 @@ impl Connection {
                     }
                 }
             }
-            // Keep an incomplete head at the front of the buffer.
-            if pos > 0 {
-                self.rbuf.copy_within(pos..filled, 0);
-                filled -= pos;
-            }
-            if filled == self.rbuf.len() {
-                if self.rbuf.len() >= MAX_READ_BUF {
-                    let p = self.pending.pop_front().expect("a head is in progress");
-                    self.t.error(&p, ErrorKind::Malformed, || {
-                        "response head too large".to_string()
-                    });
-                    return End::Reconnect;
-                }
-                self.rbuf.resize(self.rbuf.len() * 2, 0);
+            // Keep an incomplete head at the front of the buffer (it grows up to
+            // MAX_READ_BUF for a huge head).
+            self.rbuf.consume(pos);
+            if self.rbuf.is_full() {
+                let p = self.pending.pop_front().expect("a head is in progress");
+                self.t.error(&p, ErrorKind::Malformed, || {
+                    "response head too large".to_string()
+                });
+                return End::Reconnect;
             }
             if self.t.stop.get() {
                 return End::Finished;
@@ -814,12 +754,12 @@ impl Connection {
     }
 
     /// The server closed the connection.
-    fn closed(&mut self, filled: usize, now: Instant) -> End {
+    fn closed(&mut self, now: Instant) -> End {
         if self.t.stop.get() {
             return End::Finished;
         }
         let timed_out = self.slot.timed_out.get();
-        match self.parser.eof(&self.rbuf[..filled]) {
+        match self.parser.eof(self.rbuf.filled()) {
             Eof::Complete(response) => {
                 if let Some(p) = self.pending.pop_front() {
                     self.t.record(&p, response.status, now);

@@ -10,12 +10,14 @@
 
 mod cli;
 mod conn;
+mod engine;
 mod report;
 mod request;
 mod response;
 mod serve;
 mod stats;
 mod tls;
+mod transport;
 mod url;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -109,6 +111,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         connect_timeout: args.connect_timeout,
         hdr_log: args.hdr_log.is_some(),
         progress: std::io::stderr().is_terminal() && !args.json,
+        io_engine: args.io_engine,
     });
     let mut hdr_log = match &args.hdr_log {
         Some(path) => Some(

@@ -1,4 +1,5 @@
-//! HTTPS client side: rustls over a glommio `TcpStream`.
+//! HTTPS client side: rustls over a [`Socket`] (the io_uring engine's connection or
+//! glommio's `TcpStream`, whichever the thread runs).
 //!
 //! Owns the client configuration (webpki roots, ALPN `http/1.1`, and the
 //! `--insecure` verifier that accepts any certificate) and [`TlsStream`], which moves
@@ -6,8 +7,7 @@
 //! the only await points are socket reads and writes; a read future dropped while
 //! waiting loses no data, which lets `conn.rs` race reads against timers.
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use portico_io::{Conn, RecvBuf, Socket};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -40,12 +40,15 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|e| format!("bad TLS server name {host:?}: {e}"))
 }
 
+/// Largest TLS record with its header and slack: one socket read's worth.
+const RECORD: usize = 16 * 1024 + 512;
+
 /// A TLS client connection over TCP.
 pub struct TlsStream {
-    tcp: TcpStream,
+    tcp: Socket,
     conn: ClientConnection,
-    /// Ciphertext read from the socket, handed to rustls.
-    inbuf: Box<[u8]>,
+    /// Ciphertext read from the socket, not yet handed to rustls.
+    inbuf: RecvBuf,
     /// Ciphertext produced by rustls, written to the socket.
     outbuf: Vec<u8>,
 }
@@ -53,7 +56,7 @@ pub struct TlsStream {
 impl TlsStream {
     /// Runs the handshake.
     pub async fn connect(
-        tcp: TcpStream,
+        tcp: Socket,
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> io::Result<TlsStream> {
@@ -61,8 +64,8 @@ impl TlsStream {
         let mut s = TlsStream {
             tcp,
             conn,
-            inbuf: vec![0; 16 * 1024 + 512].into_boxed_slice(),
-            outbuf: Vec::with_capacity(16 * 1024 + 512),
+            inbuf: RecvBuf::new(RECORD, RECORD),
+            outbuf: Vec::with_capacity(RECORD),
         };
         loop {
             if s.conn.wants_write() {
@@ -84,10 +87,6 @@ impl TlsStream {
         }
         s.flush().await?;
         Ok(s)
-    }
-
-    pub fn tcp(&self) -> &TcpStream {
-        &self.tcp
     }
 
     /// Reads plaintext; `Ok(0)` at end of stream (with or without close_notify:
@@ -121,13 +120,20 @@ impl TlsStream {
 
     /// Reads ciphertext from the socket into rustls; returns bytes read.
     async fn fill(&mut self) -> io::Result<usize> {
-        let n = self.tcp.read(&mut self.inbuf).await?;
+        let n = self.tcp.recv(&mut self.inbuf).await?;
         if n == 0 {
             return Ok(0);
         }
-        let mut rest = &self.inbuf[..n];
-        while !rest.is_empty() {
-            self.conn.read_tls(&mut rest)?;
+        while !self.inbuf.is_empty() {
+            let mut rest = self.inbuf.filled();
+            let before = rest.len();
+            let read = self.conn.read_tls(&mut rest);
+            let used = before - rest.len();
+            self.inbuf.consume(used);
+            read?;
+            if used == 0 {
+                return Err(io::Error::other("TLS receive buffer full"));
+            }
             if let Err(e) = self.conn.process_new_packets() {
                 // Try to tell the peer why (an alert) before giving up.
                 let _ = self.flush().await;
@@ -144,7 +150,7 @@ impl TlsStream {
         while self.conn.wants_write() {
             self.outbuf.clear();
             self.conn.write_tls(&mut self.outbuf)?;
-            self.tcp.write_all(&self.outbuf).await?;
+            self.tcp.send(&self.outbuf).await?;
         }
         Ok(())
     }

@@ -213,6 +213,46 @@ fn pipelining_is_exact() {
     assert_no_errors(&v);
 }
 
+/// Both socket paths on both sides (io_uring engine, glommio fallback), and both ways
+/// `loadgen serve` holds an idle connection, count exactly, pipelined or not.
+#[test]
+fn every_io_path_is_exact() {
+    for (serve_args, client_engine) in [
+        (&["--io-engine", "glommio"][..], "uring"),
+        (&["--io-engine", "uring", "--idle", "task"][..], "glommio"),
+        (&["--io-engine", "uring", "--idle", "park"][..], "auto"),
+    ] {
+        let (_server, port) = serve(serve_args);
+        let url = format!("http://127.0.0.1:{port}/");
+        for pipeline in ["1", "3"] {
+            let args = [
+                "--io-engine",
+                client_engine,
+                "--pipeline",
+                pipeline,
+                "-n",
+                "600",
+                "-c",
+                "5",
+                "-t",
+                "1",
+                "--json",
+                &url,
+            ];
+            let out = loadgen(&args, MIN);
+            assert!(
+                out.status.success(),
+                "{args:?} {serve_args:?}: {}",
+                out.stderr
+            );
+            let v = out.json();
+            assert_eq!(v["requests"], 600, "{args:?} {serve_args:?}");
+            assert_eq!(v["status"]["200"], 600, "{args:?} {serve_args:?}");
+            assert_no_errors(&v);
+        }
+    }
+}
+
 #[test]
 fn several_urls_and_head() {
     let (_server, port) = serve(&["--body-size", "100000"]);

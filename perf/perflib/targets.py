@@ -145,7 +145,9 @@ class Portico(Target):
         # Files named after the target: `portico` and `portico-plain` may run side by side.
         cfg = self._write(f"{self.name}.json", json.dumps(self.hook_cfg, indent=2) + "\n")
         argv = self._taskset() + [self.env.bin_dir / "portico", "gateway", "--config", cfg,
-                                  "--listen", "127.0.0.1:0", "--cores", "1", "--log-level", "warn"]
+                                  "--listen", "127.0.0.1:0", "--cores", "1", "--log-level", "warn",
+                                  # Explicit, so that a run never measures the fallback unawares.
+                                  "--io-engine", "glommio" if self.name == "portico-glommio" else "uring"]
         self.proc = Proc(self.name, argv, self.env.workdir / f"{self.name}.log",
                          stdout_path=self.env.workdir / f"{self.name}.out")
         self.command = self.proc.command
@@ -270,11 +272,14 @@ backend be
 
 
 TARGET_CLASSES = {"direct": Direct, "nginx": Nginx, "haproxy": Haproxy, "portico": Portico,
-                  "portico-plain": Portico}
+                  "portico-plain": Portico, "portico-glommio": Portico}
 # In this order in every round.
-ALL_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-plain"]
+ALL_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-plain", "portico-glommio"]
+# Run only when asked for with --targets: Portico on glommio's sockets instead of the
+# io_uring engine, the comparison behind docs/io-engine.md.
+OPTIONAL_TARGETS = ["portico-glommio"]
 # What a scenario runs unless it lists its targets.
-DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico"]
+DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-glommio"]
 
 
 def start_backend(env_workdir: Path, bin_dir: Path, load_cpu: int, body_size: int) -> tuple[Proc, int]:

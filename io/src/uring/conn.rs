@@ -24,6 +24,8 @@ use std::time::Duration;
 
 /// Bytes queued for a slow reader before its multishot receive is stopped.
 const HIGH_WATER: usize = 64 * 1024;
+/// When fewer provided buffers than this are left, queued bytes are moved to the heap.
+const SPILL_BELOW: u16 = super::BUF_COUNT / 4;
 /// Sends keep a buffer up to this size for the next send.
 const KEEP_SEND_BUF: usize = 64 * 1024;
 
@@ -40,8 +42,15 @@ struct Chunk {
 /// A socket's slot.
 pub(crate) struct Sock {
     fd: RawFd,
+    /// Bytes copied out of provided buffers when the ring ran low (`spill[spill_at..]`);
+    /// they come before `chunks`.
+    spill: Vec<u8>,
+    spill_at: usize,
     chunks: VecDeque<Chunk>,
+    /// Bytes in `spill` and `chunks` together.
     queued: usize,
+    /// Listed in `State::holding`.
+    holding: bool,
     armed: bool,
     cancelling: bool,
     eof: bool,
@@ -75,8 +84,11 @@ impl UringConn {
     pub fn from_fd(engine: &Rc<Engine>, fd: RawFd) -> Self {
         let key = engine.st.borrow_mut().socks.insert(Sock {
             fd,
+            spill: Vec::new(),
+            spill_at: 0,
             chunks: VecDeque::new(),
             queued: 0,
+            holding: false,
             armed: false,
             cancelling: false,
             eof: false,
@@ -127,7 +139,7 @@ impl UringConn {
             .user_data(user_data(TAG_NONE, 0));
         // SAFETY: the address and timespec live in the operation's slot.
         let (res, _) =
-            unsafe { op::submit(engine, vec![connect, limit], Keep::Connect(sockaddr, ts)) }.await;
+            unsafe { op::submit(engine, &mut [connect, limit], Keep::Connect(sockaddr, ts)) }.await;
         match res {
             0 => Ok(conn),
             r if r == -libc::ECANCELED || r == -libc::ETIME => {
@@ -187,8 +199,20 @@ impl UringConn {
         let engine = self.engine.clone();
         let mut st = engine.st.borrow_mut();
         let sock = &mut st.socks[self.key];
-        if !sock.chunks.is_empty() {
+        if sock.queued > 0 {
             let mut copied = 0;
+            if sock.spill_at < sock.spill.len() {
+                let spare = buf.spare();
+                let n = spare.len().min(sock.spill.len() - sock.spill_at);
+                spare[..n].copy_from_slice(&sock.spill[sock.spill_at..sock.spill_at + n]);
+                buf.commit(n);
+                copied += n;
+                sock.spill_at += n;
+                if sock.spill_at == sock.spill.len() {
+                    sock.spill = Vec::new();
+                    sock.spill_at = 0;
+                }
+            }
             while let Some(chunk) = sock.chunks.front_mut() {
                 let spare = buf.spare();
                 if spare.is_empty() {
@@ -249,7 +273,7 @@ impl UringConn {
             .flags(libc::MSG_NOSIGNAL)
             .build();
             // SAFETY: the entry points into `buf`, kept by the slot until completion.
-            let (res, keep) = unsafe { op::submit(&self.engine, vec![sqe], Keep::Buf(buf)) }.await;
+            let (res, keep) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::Buf(buf)) }.await;
             buf = match keep {
                 Keep::Buf(b) => b,
                 _ => unreachable!("a send keeps its buffer"),
@@ -274,7 +298,7 @@ impl UringConn {
     async fn shutdown(&mut self) -> io::Result<()> {
         let sqe = opcode::Shutdown::new(types::Fd(self.fd), libc::SHUT_WR).build();
         // SAFETY: the entry points to no memory.
-        let (res, _) = unsafe { op::submit(&self.engine, vec![sqe], Keep::None) }.await;
+        let (res, _) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::None) }.await;
         if res < 0 {
             return Err(io::Error::from_raw_os_error(-res));
         }
@@ -329,6 +353,8 @@ pub(crate) fn release(engine: &Engine, key: usize) {
     for chunk in sock.chunks.drain(..) {
         engine.bufs.recycle(chunk.bid);
     }
+    sock.spill = Vec::new();
+    sock.spill_at = 0;
     sock.queued = 0;
     let fd = sock.fd;
     let close = opcode::Close::new(types::Fd(fd))
@@ -351,7 +377,8 @@ pub(crate) fn release(engine: &Engine, key: usize) {
 /// Handles a completion of socket `key`'s multishot receive.
 pub(crate) fn complete_recv(engine: &Engine, key: usize, res: i32, flags: u32) {
     let more = cqueue::more(flags);
-    let mut st = engine.st.borrow_mut();
+    let mut guard = engine.st.borrow_mut();
+    let st = &mut *guard;
     let Some(sock) = st.socks.get_mut(key) else {
         return;
     };
@@ -364,6 +391,10 @@ pub(crate) fn complete_recv(engine: &Engine, key: usize, res: i32, flags: u32) {
                 len: res as u32,
             });
             sock.queued += res as usize;
+            if !sock.holding {
+                sock.holding = true;
+                st.holding.push(key);
+            }
         } else {
             engine.bufs.recycle(bid);
         }
@@ -407,7 +438,7 @@ pub(crate) fn complete_recv(engine: &Engine, key: usize, res: i32, flags: u32) {
     if parked && readable {
         st.resumes.push(key);
     }
-    drop(st);
+    drop(guard);
     if let Some(w) = waker {
         w.wake();
     }
@@ -445,6 +476,9 @@ pub(crate) fn after_tick(engine: &Engine) {
         }
     }
     let mut st = engine.st.borrow_mut();
+    if engine.bufs.available() < SPILL_BELOW {
+        spill_all(engine, &mut st);
+    }
     while engine.bufs.available() > 0 {
         let Some(key) = st.starved.pop() else {
             break;
@@ -454,6 +488,34 @@ pub(crate) fn after_tick(engine: &Engine) {
         });
         if wants {
             arm(engine, &mut st, key);
+        }
+    }
+}
+
+/// Copies the bytes of every socket still holding provided buffers onto the heap and
+/// gives the buffers back. Runs only when the ring runs low: readers that keep up never
+/// pay the extra copy, and readers that do not (a slow upstream, a full head buffer, a
+/// client that pipelines and waits) cannot starve other connections of buffers.
+fn spill_all(engine: &Engine, st: &mut super::State) {
+    for key in std::mem::take(&mut st.holding) {
+        let Some(sock) = st.socks.get_mut(key) else {
+            continue;
+        };
+        sock.holding = false;
+        if sock.chunks.is_empty() {
+            continue;
+        }
+        if sock.spill_at > 0 {
+            sock.spill.drain(..sock.spill_at);
+            sock.spill_at = 0;
+        }
+        for chunk in sock.chunks.drain(..) {
+            sock.spill.extend_from_slice(engine.bufs.bytes(
+                chunk.bid,
+                chunk.offset as usize,
+                chunk.len as usize,
+            ));
+            engine.bufs.recycle(chunk.bid);
         }
     }
 }

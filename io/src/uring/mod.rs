@@ -93,6 +93,8 @@ pub(crate) struct State {
     pub(crate) parked: park::Parked,
     /// Sockets whose receive stopped for want of buffers, to re-arm when some return.
     pub(crate) starved: Vec<usize>,
+    /// Sockets that received into provided buffers (candidates for a spill).
+    pub(crate) holding: Vec<usize>,
     /// Parked sockets that became readable (or closed) in this tick.
     pub(crate) resumes: Vec<usize>,
 }

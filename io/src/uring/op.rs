@@ -32,7 +32,7 @@ pub(crate) struct OneShot {
 ///
 /// # Safety
 /// The entries may point only into `keep` (or to memory that outlives the engine).
-pub(crate) unsafe fn submit(engine: &Rc<Engine>, mut sqes: Vec<squeue::Entry>, keep: Keep) -> Op {
+pub(crate) unsafe fn submit(engine: &Rc<Engine>, sqes: &mut [squeue::Entry], keep: Keep) -> Op {
     let key = engine.st.borrow_mut().ops.insert(OneShot {
         res: None,
         waker: None,
@@ -41,7 +41,7 @@ pub(crate) unsafe fn submit(engine: &Rc<Engine>, mut sqes: Vec<squeue::Entry>, k
     });
     sqes[0].set_user_data(user_data(TAG_OP, key));
     // SAFETY: the memory is in the slot, which lives until the completion.
-    unsafe { engine.push(&sqes) };
+    unsafe { engine.push(sqes) };
     Op {
         engine: engine.clone(),
         key,

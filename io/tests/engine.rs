@@ -1,0 +1,306 @@
+//! The io_uring engine against real sockets on 127.0.0.1: echo, bulk transfer through
+//! the provided-buffer ring with a slow reader (backpressure), more connections with
+//! unread data than there are buffers (starvation and re-arm), parking and resuming,
+//! idle expiry, connect errors and a connect timeout carried by a linked ring timeout.
+
+use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
+use portico_io::{Conn, RecvBuf};
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Runs `f` on a fresh glommio executor with a started engine.
+fn on_engine<T: Send + 'static>(
+    f: impl FnOnce(Rc<Engine>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>
+        + Send
+        + 'static,
+) -> T {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .spawn(move || async move {
+            let engine = uring::start(Options::default()).expect("the engine starts here");
+            f(engine).await
+        })
+        .expect("executor")
+        .join()
+        .expect("executor thread")
+}
+
+/// Waits for a client thread without blocking the executor (the engine must keep
+/// flushing while the client finishes).
+async fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
+    while !handle.is_finished() {
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+    }
+    handle.join().expect("client thread")
+}
+
+fn listen(engine: &Rc<Engine>) -> (Acceptor, SocketAddr) {
+    let acceptor = Acceptor::bind(engine, "127.0.0.1:0".parse().unwrap(), 128).unwrap();
+    let addr = acceptor.local_addr().unwrap();
+    (acceptor, addr)
+}
+
+async fn read_exact(conn: &mut UringConn, buf: &mut RecvBuf, n: usize) -> Vec<u8> {
+    while buf.len() < n {
+        let got = conn.recv(buf).await.expect("recv");
+        assert!(got > 0, "early end of stream after {} bytes", buf.len());
+    }
+    let out = buf.filled()[..n].to_vec();
+    buf.consume(n);
+    out
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn echo_round_trips_and_end_of_stream() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"hello ring").unwrap();
+                let mut back = [0u8; 10];
+                s.read_exact(&mut back).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).unwrap();
+                (back.to_vec(), rest)
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            assert_eq!(conn.peer_addr().unwrap().ip(), addr.ip());
+            let mut buf = RecvBuf::new(64, 1024);
+            let got = read_exact(&mut conn, &mut buf, 10).await;
+            conn.send(&got).await.unwrap();
+            assert_eq!(conn.recv(&mut buf).await.unwrap(), 0, "client half-closed");
+            conn.send(b"bye").await.unwrap();
+            conn.shutdown_write().await.unwrap();
+            let (back, rest) = join(client).await;
+            assert_eq!(back, b"hello ring");
+            assert_eq!(rest, b"bye");
+        })
+    });
+}
+
+#[test]
+fn bulk_transfer_with_a_slow_reader_arrives_whole() {
+    const LEN: usize = 3 * 1024 * 1024;
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(&pattern(LEN, 7)).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut back = Vec::new();
+                s.read_to_end(&mut back).unwrap();
+                back
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            let mut buf = RecvBuf::new(4096, 64 * 1024);
+            let mut got = Vec::with_capacity(LEN);
+            let mut reads = 0;
+            loop {
+                let n = conn.recv(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(buf.filled());
+                let l = buf.len();
+                buf.consume(l);
+                reads += 1;
+                if reads % 8 == 0 {
+                    // Fall behind now and then: the engine must stop and re-arm the
+                    // receive without losing or reordering bytes.
+                    glommio::timer::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            assert!(got == pattern(LEN, 7), "bytes differ after {} reads", reads);
+            conn.send(&pattern(LEN, 9)).await.unwrap();
+            drop(conn);
+            assert!(join(client).await == pattern(LEN, 9));
+        })
+    });
+}
+
+#[test]
+fn more_connections_with_unread_data_than_buffers_all_get_their_bytes() {
+    // 400 connections each with 20 KiB unread (two buffers each) exhaust the 256
+    // provided buffers; receives that run dry must be re-armed as buffers return.
+    const CONNS: usize = 400;
+    const LEN: usize = 20 * 1024;
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut socks = Vec::new();
+                for i in 0..CONNS {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    s.write_all(&pattern(LEN, i as u8)).unwrap();
+                    socks.push(s);
+                }
+                for s in &mut socks {
+                    let mut ok = [0u8; 2];
+                    s.read_exact(&mut ok).unwrap();
+                    assert_eq!(&ok, b"ok");
+                }
+            });
+            let mut conns = Vec::new();
+            for _ in 0..CONNS {
+                let mut conn = acceptor.accept().await.unwrap();
+                let mut buf = RecvBuf::new(1, 1);
+                // One byte each, to arm every receive while nobody reads on.
+                let first = read_exact(&mut conn, &mut buf, 1).await;
+                conns.push((conn, first));
+            }
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            for (conn, first) in &mut conns {
+                let mut buf = RecvBuf::new(LEN, LEN);
+                let rest = read_exact(conn, &mut buf, LEN - 1).await;
+                let mut all = first.clone();
+                all.extend_from_slice(&rest);
+                let seed = all[0];
+                assert!(all == pattern(LEN, seed), "a connection's bytes differ");
+                conn.send(b"ok").await.unwrap();
+            }
+            join(client).await;
+        })
+    });
+}
+
+#[test]
+fn a_parked_connection_resumes_when_bytes_arrive_and_expires_when_idle() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut a = TcpStream::connect(addr).unwrap();
+                let b = TcpStream::connect(addr).unwrap();
+                std::thread::sleep(Duration::from_millis(150));
+                a.write_all(b"wake").unwrap();
+                let mut back = [0u8; 4];
+                a.read_exact(&mut back).unwrap();
+                // `b` never sends: the engine closes it when its idle time is up.
+                let started = Instant::now();
+                let mut b = b;
+                let mut rest = Vec::new();
+                let n = b.read_to_end(&mut rest).unwrap_or(0);
+                (back, n, started.elapsed())
+            });
+            let resumed: Rc<RefCell<Vec<UringConn>>> = Rc::default();
+            for _ in 0..2 {
+                let conn = acceptor.accept().await.unwrap();
+                let sink = resumed.clone();
+                conn.park(
+                    Duration::from_millis(600),
+                    Box::new(move |c| sink.borrow_mut().push(c)),
+                );
+            }
+            assert_eq!(engine.parked(), 2);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while resumed.borrow().is_empty() {
+                assert!(Instant::now() < deadline, "never resumed");
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            let mut conn = resumed.borrow_mut().pop().unwrap();
+            assert!(conn.readable());
+            let mut buf = RecvBuf::new(16, 16);
+            assert_eq!(read_exact(&mut conn, &mut buf, 4).await, b"wake");
+            conn.send(b"done").await.unwrap();
+            let (back, n, waited) = join(client).await;
+            assert_eq!(&back, b"done");
+            assert_eq!(n, 0, "the idle connection is closed, not written to");
+            assert!(
+                waited < Duration::from_secs(5),
+                "idle expiry took {waited:?}"
+            );
+            assert_eq!(engine.parked(), 0);
+            assert!(resumed.borrow().is_empty(), "the idle one was not resumed");
+        })
+    });
+}
+
+#[test]
+fn closing_parked_connections_ends_them_for_the_peer() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                let mut rest = Vec::new();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.read_to_end(&mut rest).map(|_| rest.len())
+            });
+            let conn = acceptor.accept().await.unwrap();
+            conn.park(Duration::from_secs(300), Box::new(drop));
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            engine.close_parked();
+            assert_eq!(join(client).await.unwrap(), 0);
+        })
+    });
+}
+
+#[test]
+fn connect_reports_refusal_and_times_out_on_a_full_backlog() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            // A port with nobody listening: refused.
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let closed = free.local_addr().unwrap();
+            drop(free);
+            let err = UringConn::connect(&engine, closed, Duration::from_secs(5))
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+
+            // A listener that never accepts, its backlog filled: new SYNs are dropped
+            // and only the linked timeout ends the connect.
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            sock.listen(0).unwrap();
+            let full: SocketAddr = sock.local_addr().unwrap().as_socket().unwrap();
+            let mut fillers = Vec::new();
+            for _ in 0..4 {
+                if let Ok(c) = UringConn::connect(&engine, full, Duration::from_millis(200)).await {
+                    fillers.push(c);
+                }
+            }
+            let started = Instant::now();
+            let err = UringConn::connect(&engine, full, Duration::from_millis(300))
+                .await
+                .err()
+                .expect("a connect into a full backlog must time out");
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+            assert!(started.elapsed() >= Duration::from_millis(250));
+        })
+    });
+}
+
+#[test]
+fn a_paused_acceptor_leaves_clients_in_the_backlog() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let first = std::thread::spawn(move || TcpStream::connect(addr).unwrap());
+            let conn = acceptor.accept().await.unwrap();
+            let _client = join(first).await;
+            acceptor.pause();
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let second = TcpStream::connect(addr).unwrap();
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            assert_eq!(engine.sockets(), 1, "nothing accepted while paused");
+            let next = acceptor.accept().await.unwrap();
+            assert_eq!(engine.sockets(), 2);
+            drop((conn, next, second));
+        })
+    });
+}
