@@ -21,6 +21,8 @@ pub struct CoreShard {
     limits: IdMap<CoreLimit>,
     /// Refunds for tokens no longer in a lease, sent home at the next reconcile.
     pending: Vec<Return>,
+    /// The reconciler, asleep while the shard holds nothing; woken by the next use.
+    on_use: Option<std::task::Waker>,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -34,12 +36,31 @@ impl CoreShard {
             clock_ms: 0,
             limits: IdMap::default(),
             pending: Vec::new(),
+            on_use: None,
             _not_send: PhantomData,
         }
     }
 
     pub fn core(&self) -> usize {
         self.core
+    }
+
+    /// True when the shard holds no lease and owes no refund: reconciling would do
+    /// nothing for this core.
+    pub fn is_idle(&self) -> bool {
+        self.limits.is_empty() && self.pending.is_empty()
+    }
+
+    /// Has `waker` woken at the next use of the shard (so an idle core's reconciler
+    /// sleeps instead of ticking).
+    pub fn wake_on_use(&mut self, waker: &std::task::Waker) {
+        self.on_use = Some(waker.clone());
+    }
+
+    fn used(&mut self) {
+        if let Some(w) = self.on_use.take() {
+            w.wake();
+        }
     }
 
     pub fn node(&self) -> &Arc<NodeLimiter> {
@@ -49,6 +70,7 @@ impl CoreShard {
     /// Counts `count` calls (`increment-count`) for `key` under `spec`, or with
     /// `count = 0` only asks whether one more call would fit. See [`Decision`].
     pub fn check(&mut self, spec: &LimitSpec, key: &str, count: u64, now: Instant) -> Decision {
+        self.used();
         let now = self.now(now);
         let params = spec.params;
         let window = params.geometry.window(now);
@@ -109,6 +131,7 @@ impl CoreShard {
     /// Charges `bytes` of a response to `key`'s bandwidth quota, in the window current
     /// now. Does nothing for a limit without bandwidth.
     pub fn record_bandwidth(&mut self, spec: &LimitSpec, key: &str, bytes: u64, now: Instant) {
+        self.used();
         let params = spec.params;
         if params.bytes.is_none() || bytes == 0 {
             return;

@@ -377,14 +377,35 @@ async fn accept_glommio(core: &Rc<CoreState>, listener: &TcpListener) {
 }
 
 /// Returns unused rate-limit budget to the node and takes in what other cores gave
-/// back, off the request path.
+/// back, off the request path. While the core's shard holds nothing it sleeps until
+/// a request uses a limit: an idle gateway does not tick.
 async fn reconcile_task(core: Rc<CoreState>) {
     loop {
         glommio::timer::sleep(RECONCILE_INTERVAL).await;
         if core.is_draining() {
             return;
         }
-        core.services.borrow_mut().limits.reconcile(Instant::now());
+        let idle = {
+            let mut services = core.services.borrow_mut();
+            services.limits.reconcile(Instant::now());
+            services.limits.is_idle()
+        };
+        if idle {
+            let drain = core.drain_listener();
+            if core.is_draining() {
+                return;
+            }
+            let used = std::future::poll_fn(|cx| {
+                let mut services = core.services.borrow_mut();
+                if services.limits.is_idle() {
+                    services.limits.wake_on_use(cx.waker());
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            });
+            futures_lite::future::or(used, drain).await;
+        }
     }
 }
 
