@@ -631,6 +631,7 @@ mod tests {
             limits: CoreShard::new(NodeLimiter::new(1, 10_000), 0),
             now: Instant::now(),
             openid: Default::default(),
+            tables: Default::default(),
         }
     }
 
