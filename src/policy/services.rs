@@ -3,6 +3,7 @@
 //! per core, owned by the core's executor; policies borrow it mutably while a section
 //! runs.
 
+use crate::policy::builtin::concurrency::ConcurrencySlots;
 use crate::policy::jwt::{KeySet, OpenIdCache, VerifiedTokens};
 use crate::ratelimit::CoreShard;
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Services {
 pub struct Tables {
     /// validate-jwt: tokens whose signature verified, by key set.
     pub verified_tokens: VerifiedTokens,
+    /// limit-concurrency: calls in flight, by policy and key.
+    pub concurrency: ConcurrencySlots,
 }
 
 /// Per-core copies of the key sets of shared [`OpenIdCache`]s (validate-jwt's

@@ -2,11 +2,11 @@
 //! return-response, mock-response, set-status, set-body, trace, forward-request.
 
 use super::attrs::{no_children, reads_body, Attrs};
-use super::headers::{expression_failed, SetHeader};
+use super::headers::{expression_failed, expression_failure, SetHeader};
 use super::{compile_children, CompileCx, Policy};
 use crate::policy::context::{Context, Response, Value};
 use crate::policy::expr::{Expr, Template};
-use crate::policy::pipeline::{self, Flow, Section};
+use crate::policy::pipeline::{self, Flow, PolicyFailure, Section};
 use crate::policy::services::Services;
 use crate::policy::xml::Element;
 use std::time::Duration;
@@ -45,6 +45,12 @@ impl ForwardRequest {
 
     pub fn is_default(&self) -> bool {
         self.timeout.is_none() && !self.follow_redirects && !self.buffer_request_body
+    }
+
+    /// Whether the request body must be held to be sent again (a followed 307 or 308),
+    /// or the policy asks for it to be buffered.
+    pub fn needs_request_body(&self) -> bool {
+        self.follow_redirects || self.buffer_request_body
     }
 }
 
@@ -132,14 +138,23 @@ impl Choose {
     }
 
     pub fn apply(&self, section: Section, cx: &mut Context, svc: &mut Services) -> Flow {
+        match self.select(cx) {
+            Ok(policies) => pipeline::run(policies, section, cx, svc),
+            Err(failed) => Flow::Error(*failed),
+        }
+    }
+
+    /// The policies of the first branch whose condition holds (or of `otherwise`);
+    /// `Err` is the failure of a condition that could not be evaluated.
+    pub fn select(&self, cx: &Context) -> Result<&[Policy], Box<PolicyFailure>> {
         for (cond, policies) in &self.branches {
             match cond.eval_bool(cx) {
-                Ok(true) => return pipeline::run(policies, section, cx, svc),
+                Ok(true) => return Ok(policies),
                 Ok(false) => {}
-                Err(e) => return expression_failed("choose", e.message),
+                Err(e) => return Err(Box::new(expression_failure("choose", e.message))),
             }
         }
-        pipeline::run(&self.otherwise, section, cx, svc)
+        Ok(&self.otherwise)
     }
 
     /// Whether a condition reads a body or a branch holds a policy that needs one.

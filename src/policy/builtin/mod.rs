@@ -6,13 +6,18 @@
 mod access;
 mod attrs;
 mod backend;
+pub mod concurrency;
 mod flow;
 mod headers;
 mod jwt;
 pub mod limits;
+mod retry;
 mod transform;
 
 pub use attrs::Attrs;
+pub use concurrency::{LimitConcurrency, Slot};
+pub use flow::{Choose, ForwardRequest};
+pub use retry::Retry;
 
 use super::context::Context;
 use super::document::Scope;
@@ -73,6 +78,8 @@ pub enum Policy {
     FindAndReplace(transform::FindAndReplace),
     JsonToXml(transform::JsonToXml),
     XmlToJson(transform::XmlToJson),
+    Retry(retry::Retry),
+    LimitConcurrency(concurrency::LimitConcurrency),
 }
 
 impl Policy {
@@ -100,11 +107,14 @@ impl Policy {
             Policy::FindAndReplace(p) => p.apply(section, cx),
             Policy::JsonToXml(p) => p.apply(section, cx),
             Policy::XmlToJson(p) => p.apply(section, cx),
+            Policy::Retry(p) => p.apply(section, cx, svc),
+            Policy::LimitConcurrency(p) => p.apply(section, cx, svc),
         }
     }
 
     /// Whether the proxy must buffer the body of a section holding this policy: the
-    /// policy rewrites it, or one of its expressions reads it. Policies of `headers.rs`
+    /// policy rewrites it, one of its expressions reads it, or (retry, forward-request
+    /// following redirects or buffering) the request may be sent more than once. Policies of `headers.rs`
     /// and `flow.rs` other than set-body and choose are not inspected (their
     /// expressions are private to those files).
     pub fn needs_body(&self) -> bool {
@@ -124,8 +134,11 @@ impl Policy {
             Policy::SetVariable(p) => p.needs_body(),
             Policy::ReturnResponse(p) => p.needs_body(),
             Policy::Trace(p) => p.needs_body(),
-            Policy::ForwardRequest(_)
-            | Policy::SetMethod(_)
+            Policy::LimitConcurrency(p) => p.needs_body(),
+            // Resending the request (another attempt, a followed 307) needs its body.
+            Policy::Retry(_) => true,
+            Policy::ForwardRequest(p) => p.needs_request_body(),
+            Policy::SetMethod(_)
             | Policy::MockResponse(_)
             | Policy::SetStatus(_)
             | Policy::IpFilter(_)
@@ -170,6 +183,10 @@ pub fn compile(el: &Element, cx: &CompileCx<'_>) -> Result<Policy, String> {
         }
         "json-to-xml" => transform::JsonToXml::compile(el, cx).map(Policy::JsonToXml),
         "xml-to-json" => transform::XmlToJson::compile(el, cx).map(Policy::XmlToJson),
+        "retry" => retry::Retry::compile(el, cx).map(Policy::Retry),
+        "limit-concurrency" => {
+            concurrency::LimitConcurrency::compile(el, cx).map(Policy::LimitConcurrency)
+        }
         "base" => return Err(here("<base/> is only allowed directly in a section".into())),
         other => return Err(here(format!("unknown policy <{other}>"))),
     };
