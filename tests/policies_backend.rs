@@ -372,3 +372,64 @@ fn limit_concurrency_and_retry_compile_errors_name_the_policy_and_line() {
         assert!(err.contains(needle), "{needle:?} not in {err}");
     }
 }
+
+// ---------------------------------------------------------------------------------
+// backends: and set-backend-service backend-id
+
+#[test]
+fn set_backend_service_backend_id_routes_to_the_named_backend() {
+    let main = Backend::echo();
+    let eu = Backend::echo();
+    let yaml = format!(
+        r#"
+backends:
+  - id: orders-eu
+    url: {eu}/eu/v2
+    description: the EU replica
+apis:
+  - id: api
+    path: api
+    serviceUrl: {main}/v1
+    policies: |
+      <policies>
+        <inbound>
+          <base />
+          <choose>
+            <when condition="@(context.Request.Headers.GetValueOrDefault("X-Region", "") == "eu")">
+              <set-backend-service backend-id="orders-eu" />
+            </when>
+          </choose>
+        </inbound>
+      </policies>
+    operations:
+      - {ANY_OP}
+"#,
+        eu = eu.url(),
+        main = main.url(),
+    );
+    let gw = Gateway::start(&yaml);
+    let r = get(&gw, "/api/orders/7?x=1", &[("X-Region", "eu")]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body_str(), "GET /eu/v2/orders/7?x=1");
+    let seen = eu.wait_requests(1, WAIT);
+    assert_eq!(seen[0].header("Host"), Some(eu.addr.to_string().as_str()));
+    let r = get(&gw, "/api/orders/8", &[]);
+    assert_eq!(r.body_str(), "GET /v1/orders/8");
+    assert_eq!(main.wait_requests(1, WAIT).len(), 1);
+    assert_eq!(eu.requests().len(), 1);
+}
+
+#[test]
+fn an_unknown_backend_id_is_a_compile_error() {
+    let dir = common::gateway::TempDir::new();
+    let cfg = dir.write(
+        "portico.yaml",
+        "backends:\n  - { id: b1, url: 'http://127.0.0.1:9' }\napis:\n  - id: a\n    path: a\n    serviceUrl: http://127.0.0.1:9\n    policies: |\n      <policies>\n        <inbound>\n          <set-backend-service backend-id=\"b2\" />\n        </inbound>\n      </policies>\n    operations:\n      - { id: o, method: GET, urlTemplate: / }\n",
+    );
+    let (status, _out, err) = common::gateway::run_cli(&["validate".as_ref(), cfg.as_os_str()]);
+    assert!(!status.success());
+    assert!(
+        err.contains("apis[0].policies: <inbound> <set-backend-service> line 3: backend-id \"b2\" is not one of the config's backends (b1)"),
+        "{err}"
+    );
+}

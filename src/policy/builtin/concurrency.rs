@@ -217,6 +217,7 @@ mod tests {
             scope_id: "api",
             index: 1,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         };
         LimitConcurrency::compile(&xml::parse(doc).unwrap(), &cx)
     }

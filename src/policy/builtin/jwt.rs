@@ -430,6 +430,7 @@ mod tests {
             scope_id: "api",
             index: 0,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         };
         ValidateJwt::compile(&xml::parse(doc).unwrap(), &cx)
     }

@@ -642,6 +642,7 @@ mod tests {
             scope_id: "echo",
             index,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         }
     }
 

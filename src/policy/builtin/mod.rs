@@ -35,6 +35,35 @@ pub struct CompileCx<'a> {
     pub index: usize,
     /// The operation's configured mock answer, for mock-response.
     pub mock: Option<&'a crate::config::MockResponse>,
+    /// What the rest of the config offers policies.
+    pub env: &'a CompileEnv<'a>,
+}
+
+/// What policies may refer to besides their own element, from the rest of the config.
+#[derive(Debug)]
+pub struct CompileEnv<'a> {
+    /// The config's `backends:` (set-backend-service backend-id).
+    pub backends: &'a [NamedBackend],
+    /// Bytes each core's response cache may hold (cache-store).
+    pub response_cache_bytes: u64,
+}
+
+impl CompileEnv<'static> {
+    /// No named backends, the default cache size.
+    pub const EMPTY: CompileEnv<'static> = CompileEnv {
+        backends: &[],
+        response_cache_bytes: DEFAULT_RESPONSE_CACHE_BYTES,
+    };
+}
+
+/// Default for `gateway.limits.responseCacheBytesPerCore`.
+pub const DEFAULT_RESPONSE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One entry of the config's `backends:`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedBackend {
+    pub id: String,
+    pub target: super::context::BackendOverride,
 }
 
 impl CompileCx<'_> {
@@ -256,6 +285,7 @@ mod robustness {
                         scope_id: "t",
                         index: p.index,
                         mock: None,
+                        env: &CompileEnv::EMPTY,
                     };
                     if compile(p.element, &cx).is_ok() {
                         compiled += 1;

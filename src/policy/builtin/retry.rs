@@ -193,6 +193,7 @@ mod tests {
             scope_id: "api",
             index: 0,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         };
         Retry::compile(&xml::parse(doc).unwrap(), &cx)
     }
