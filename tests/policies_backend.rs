@@ -433,3 +433,146 @@ fn an_unknown_backend_id_is_a_compile_error() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// forward-request follow-redirects
+
+const FOLLOW: &str = r#"<forward-request follow-redirects="true" />"#;
+
+/// Answers `/v1/moved/<status>?to=<location>` with that redirect, `/v1/loop` with a
+/// redirect to itself, everything else with 200 `<METHOD> <target> <body>`.
+fn redirecting() -> Backend {
+    Backend::start(|r| {
+        if let Some(rest) = r.target.strip_prefix("/v1/moved/") {
+            let (status, to) = rest.split_once("?to=").unwrap_or((rest, "/v1/none"));
+            let status: u16 = status.parse().unwrap_or(302);
+            return Reply::status(status, &[("Location", to)], "moved");
+        }
+        if r.target == "/v1/loop" {
+            return Reply::status(302, &[("Location", "/v1/loop")], "again");
+        }
+        Reply::ok(format!("{} {} {}", r.method, r.target, r.body_str()))
+    })
+}
+
+#[test]
+fn redirects_are_followed_at_the_gateway() {
+    let backend = redirecting();
+    let gw = Gateway::start(&one_api(&backend.url(), &backend_doc(FOLLOW)));
+    for (status, location, expect) in [
+        (301, "/v1/new", "GET /v1/new "),
+        (302, "../next?page=2", "GET /v1/next?page=2 "),
+        (307, "http://{self}/v1/abs", "GET /v1/abs "),
+        (308, "/v1/kept", "GET /v1/kept "),
+    ] {
+        let location = location.replace("{self}", &backend.addr.to_string());
+        let r = get(&gw, &format!("/api/moved/{status}?to={location}"), &[]);
+        assert_eq!(r.status, 200, "{status}: {}", r.body_str());
+        assert_eq!(r.body_str(), expect, "{status}");
+    }
+    assert_eq!(backend.wait_requests(8, WAIT).len(), 8);
+}
+
+#[test]
+fn see_other_turns_a_post_into_a_get_and_307_resends_the_body() {
+    let backend = redirecting();
+    let gw = Gateway::start(&one_api(&backend.url(), &backend_doc(FOLLOW)));
+    let post = |target: &str| {
+        request(
+            gw.addr,
+            format!("POST {target} HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"),
+        )
+    };
+    let r = post("/api/moved/303?to=/v1/result");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body_str(), "GET /v1/result ");
+    let r = post("/api/moved/307?to=/v1/again");
+    assert_eq!(r.body_str(), "POST /v1/again hello");
+    let seen = backend.wait_requests(4, WAIT);
+    let (get_after_303, post_after_307) = (&seen[1], &seen[3]);
+    assert_eq!(get_after_303.method, "GET");
+    assert_eq!(get_after_303.body_len, 0);
+    assert_eq!(get_after_303.header("Content-Length"), None);
+    assert_eq!(get_after_303.header("Content-Type"), None);
+    assert_eq!(post_after_307.header("Content-Length"), Some("5"));
+    assert_eq!(post_after_307.header("Content-Type"), Some("text/plain"));
+}
+
+#[test]
+fn a_redirect_to_another_ip_goes_there_without_credentials() {
+    let backend = redirecting();
+    let other = Backend::echo();
+    let gw = Gateway::start(&one_api(&backend.url(), &backend_doc(FOLLOW)));
+    let r = get(
+        &gw,
+        &format!("/api/moved/302?to=http://{}/elsewhere", other.addr),
+        &[("Authorization", "Bearer secret"), ("X-Kept", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body_str(), "GET /elsewhere");
+    let there = &other.wait_requests(1, WAIT)[0];
+    assert_eq!(there.header("Host"), Some(other.addr.to_string().as_str()));
+    assert_eq!(there.header("Authorization"), None);
+    assert_eq!(there.header("X-Kept"), Some("1"));
+    // The first hop, on the backend's own host, had it.
+    assert_eq!(
+        backend.wait_requests(1, WAIT)[0].header("Authorization"),
+        Some("Bearer secret")
+    );
+}
+
+#[test]
+fn redirects_that_are_not_followed_reach_the_client() {
+    let backend = redirecting();
+    let gw = Gateway::start(&one_api(&backend.url(), &backend_doc(FOLLOW)));
+    // Another scheme, or a name the gateway would have to resolve.
+    for location in ["https://example.com/x", "http://elsewhere.example/x"] {
+        let r = get(&gw, &format!("/api/moved/302?to={location}"), &[]);
+        assert_eq!(r.status, 302, "{location}");
+        assert_eq!(r.header("Location"), Some(location));
+        assert_eq!(r.body_str(), "moved");
+    }
+    // A loop: five redirects are followed, then the sixth answer goes out.
+    let r = get(&gw, "/api/loop", &[]);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.body_str(), "again");
+    assert_eq!(backend.wait_requests(2 + 6, WAIT).len(), 8);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(backend.requests().len(), 8);
+}
+
+#[test]
+fn without_follow_redirects_the_client_gets_the_redirect() {
+    let backend = redirecting();
+    let gw = Gateway::start(&one_api(
+        &backend.url(),
+        &backend_doc("<forward-request />"),
+    ));
+    let r = get(&gw, "/api/moved/301?to=/v1/new", &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("Location"), Some("/v1/new"));
+    assert_eq!(backend.wait_requests(1, WAIT).len(), 1);
+}
+
+#[test]
+fn retry_around_a_redirecting_forward_request() {
+    // The redirect target fails twice, then answers: each attempt follows the redirect.
+    let seen = AtomicUsize::new(0);
+    let backend = Backend::start(move |r| {
+        if r.target == "/v1/start" {
+            return Reply::status(302, &[("Location", "/v1/target")], "");
+        }
+        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Reply::status(503, &[], "busy");
+        }
+        Reply::ok("done")
+    });
+    let doc = backend_doc(&format!(
+        r#"<retry condition="@(context.Response.StatusCode == 503)" count="3" interval="0">{FOLLOW}</retry>"#
+    ));
+    let gw = Gateway::start(&one_api(&backend.url(), &doc));
+    let r = get(&gw, "/api/start", &[]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body_str(), "done");
+    assert_eq!(backend.wait_requests(6, WAIT).len(), 6);
+}

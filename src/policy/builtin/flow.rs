@@ -30,9 +30,6 @@ impl ForwardRequest {
             }
         };
         let follow_redirects = a.bool_or("follow-redirects", false)?;
-        if follow_redirects {
-            return Err("follow-redirects=\"true\" is not supported yet".into());
-        }
         let buffer_request_body = a.bool_or("buffer-request-body", false)?;
         a.finish()?;
         no_children(el)?;
@@ -393,5 +390,49 @@ impl Trace {
             _ => tracing::debug!(target: "portico::trace", source, "{message}"),
         }
         Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::document::Scope;
+    use crate::policy::xml;
+
+    fn forward(doc: &str) -> Result<ForwardRequest, String> {
+        let cx = CompileCx {
+            section: Section::Backend,
+            scope: Scope::Api,
+            scope_id: "api",
+            index: 0,
+            mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
+        };
+        ForwardRequest::compile(&xml::parse(doc).unwrap(), &cx)
+    }
+
+    #[test]
+    fn forward_request_attributes() {
+        let plain = forward("<forward-request/>").unwrap();
+        assert!(plain.is_default());
+        assert!(!plain.needs_request_body());
+        let f = forward(r#"<forward-request timeout="20" follow-redirects="true"/>"#).unwrap();
+        assert_eq!(f.timeout, Some(Duration::from_secs(20)));
+        assert!(f.follow_redirects);
+        assert!(!f.is_default());
+        assert!(f.needs_request_body(), "a 307 sends the body again");
+        assert!(forward(r#"<forward-request buffer-request-body="true"/>"#)
+            .unwrap()
+            .needs_request_body());
+        assert!(forward(r#"<forward-request follow-redirects="yes"/>"#)
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(forward(r#"<forward-request timeout="1.5"/>"#)
+            .unwrap_err()
+            .contains("whole seconds"));
+        assert_eq!(
+            forward(r#"<forward-request fail-on-error-status-code="true"/>"#).unwrap_err(),
+            "unknown attribute fail-on-error-status-code"
+        );
     }
 }
