@@ -5,6 +5,7 @@
 
 use crate::policy::builtin::concurrency::ConcurrencySlots;
 use crate::policy::jwt::{KeySet, OpenIdCache, VerifiedTokens};
+use crate::policy::response_cache::ResponseCache;
 use crate::ratelimit::CoreShard;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -28,6 +29,8 @@ pub struct Tables {
     pub verified_tokens: VerifiedTokens,
     /// limit-concurrency: calls in flight, by policy and key.
     pub concurrency: ConcurrencySlots,
+    /// cache-lookup / cache-store: responses, within the configured byte budget.
+    pub responses: ResponseCache,
 }
 
 /// Per-core copies of the key sets of shared [`OpenIdCache`]s (validate-jwt's

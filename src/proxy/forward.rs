@@ -54,7 +54,7 @@ pub struct Plan<'a> {
 /// How the answer to the client is decided once the backend's response head is in.
 pub trait ResponseHook {
     /// True when the hook needs the whole response body (bounded) before deciding.
-    fn wants_body(&self) -> bool;
+    fn wants_body(&self, resp: &ResponseHead) -> bool;
     /// `None`: relay the backend's response as it is. `Some`: answer as it says.
     fn on_response(&mut self, resp: &ResponseHead, body: Option<Vec<u8>>) -> Option<Rewrite>;
 }
@@ -286,7 +286,7 @@ pub async fn deliver(
     }
 
     if let Some(hook) = hook {
-        let body = if hook.wants_body() && resp.body != BodyKind::Empty {
+        let body = if hook.wants_body(&resp) && resp.body != BodyKind::Empty {
             match read_body(&mut up, &resp, api, settings).await {
                 Some(b) => Some(b),
                 None => {

@@ -22,6 +22,9 @@ use std::time::{Instant, SystemTime};
 
 /// The most of a body the gateway buffers for policies.
 const MAX_POLICY_BODY: u64 = 4 * 1024 * 1024;
+/// The longest response buffered to be stored by cache-store (responses of unknown
+/// length are not stored).
+const MAX_CACHED_BODY: u64 = 4 * 1024 * 1024;
 
 /// Everything about the matched request the policy path needs.
 pub struct Matched<'a> {
@@ -79,6 +82,10 @@ pub async fn run(
         Flow::Respond => {
             let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return answer_from_context(client, &mut cx, head_only, ka).await;
+        }
+        Flow::SkipToOutbound => {
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
+            return outbound_then_answer(client, m.pipeline, &mut cx, head_only, ka).await;
         }
         Flow::Error(failure) => {
             let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
@@ -153,6 +160,21 @@ fn run_section(client: &Client, pipeline: &Pipeline, section: Section, cx: &mut 
     let mut svc = client.core.services.borrow_mut();
     svc.now = Instant::now();
     pipeline::run(policies, section, cx, &mut svc)
+}
+
+/// Runs outbound on the response already in the context (a cache hit), then answers
+/// with it, or runs on-error if outbound fails.
+async fn outbound_then_answer(
+    client: &mut Client,
+    pipeline: &Pipeline,
+    cx: &mut Context,
+    head_only: bool,
+    keep_alive: bool,
+) -> Next {
+    if let Flow::Error(failure) = run_section(client, pipeline, Section::Outbound, cx) {
+        return on_error(client, pipeline, cx, failure, head_only, keep_alive).await;
+    }
+    answer_from_context(client, cx, head_only, keep_alive).await
 }
 
 /// Runs on-error with `failure` as `context.LastError`, then answers with what on-error
@@ -264,8 +286,15 @@ struct Outbound<'a> {
 }
 
 impl ResponseHook for Outbound<'_> {
-    fn wants_body(&self) -> bool {
+    fn wants_body(&self, resp: &ResponseHead) -> bool {
         self.pipeline.outbound.iter().any(|p| p.needs_body())
+            || (self.cx.cache_miss.is_some()
+                && matches!(resp.body, BodyKind::Length(n) if n <= MAX_CACHED_BODY)
+                && self
+                    .pipeline
+                    .outbound
+                    .iter()
+                    .any(|p| p.stores_response(resp.status)))
     }
 
     fn on_response(&mut self, resp: &ResponseHead, body: Option<Vec<u8>>) -> Option<Rewrite> {

@@ -154,6 +154,15 @@ impl Choose {
         Ok(&self.otherwise)
     }
 
+    /// Whether `f` holds for a policy of any branch.
+    pub fn any(&self, f: impl Fn(&Policy) -> bool) -> bool {
+        self.branches
+            .iter()
+            .flat_map(|(_, policies)| policies)
+            .chain(&self.otherwise)
+            .any(f)
+    }
+
     /// Whether a condition reads a body or a branch holds a policy that needs one.
     pub fn needs_body(&self) -> bool {
         self.branches.iter().any(|(cond, policies)| {

@@ -6,6 +6,7 @@
 mod access;
 mod attrs;
 mod backend;
+pub mod cache;
 pub mod concurrency;
 mod flow;
 mod headers;
@@ -109,6 +110,8 @@ pub enum Policy {
     XmlToJson(transform::XmlToJson),
     Retry(retry::Retry),
     LimitConcurrency(concurrency::LimitConcurrency),
+    CacheLookup(cache::CacheLookup),
+    CacheStore(cache::CacheStore),
 }
 
 impl Policy {
@@ -138,6 +141,8 @@ impl Policy {
             Policy::XmlToJson(p) => p.apply(section, cx),
             Policy::Retry(p) => p.apply(section, cx, svc),
             Policy::LimitConcurrency(p) => p.apply(section, cx, svc),
+            Policy::CacheLookup(p) => p.apply(cx, svc),
+            Policy::CacheStore(p) => p.apply(cx, svc),
         }
     }
 
@@ -167,12 +172,28 @@ impl Policy {
             // Resending the request (another attempt, a followed 307) needs its body.
             Policy::Retry(_) => true,
             Policy::ForwardRequest(p) => p.needs_request_body(),
-            Policy::SetMethod(_)
+            // cache-store asks for the response body only when it may store it: see
+            // `stores_response`.
+            Policy::CacheStore(p) => p.needs_body(),
+            Policy::CacheLookup(_)
+            | Policy::SetMethod(_)
             | Policy::MockResponse(_)
             | Policy::SetStatus(_)
             | Policy::IpFilter(_)
             | Policy::Cors(_)
             | Policy::SetBackendService(_) => false,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether this policy (or one inside it) would store a response with `status` in
+    /// the response cache: the proxy then buffers a response of known, bounded length.
+    pub fn stores_response(&self, status: u16) -> bool {
+        match self {
+            Policy::CacheStore(p) => p.wants(status),
+            Policy::Choose(p) => p.any(|p| p.stores_response(status)),
+            _ => false,
         }
     }
 }
@@ -213,6 +234,8 @@ pub fn compile(el: &Element, cx: &CompileCx<'_>) -> Result<Policy, String> {
         "json-to-xml" => transform::JsonToXml::compile(el, cx).map(Policy::JsonToXml),
         "xml-to-json" => transform::XmlToJson::compile(el, cx).map(Policy::XmlToJson),
         "retry" => retry::Retry::compile(el, cx).map(Policy::Retry),
+        "cache-lookup" => cache::CacheLookup::compile(el, cx).map(Policy::CacheLookup),
+        "cache-store" => cache::CacheStore::compile(el, cx).map(Policy::CacheStore),
         "limit-concurrency" => {
             concurrency::LimitConcurrency::compile(el, cx).map(Policy::LimitConcurrency)
         }

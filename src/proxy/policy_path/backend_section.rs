@@ -371,7 +371,8 @@ pub(super) fn forward_failure(failure: Failure) -> PolicyFailure {
 fn step_of(flow: Flow) -> Step {
     match flow {
         Flow::Continue => Step::Continue,
-        Flow::Respond => Step::Respond,
+        // A cache hit only happens in inbound.
+        Flow::Respond | Flow::SkipToOutbound => Step::Respond,
         Flow::Error(mut failure) => {
             if failure.error.section.is_empty() {
                 failure.error.section = Section::Backend.name().to_string();
