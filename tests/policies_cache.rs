@@ -260,3 +260,89 @@ fn cache_policies_in_the_wrong_place_do_not_compile() {
         assert!(err.contains(needle), "{needle:?} not in {err}");
     }
 }
+
+/// tests/policies/api-catalog.xml under the global document of tests/policies.
+#[test]
+fn a_catalog_api_document_caches_retries_follows_and_routes() {
+    let (main, main_calls) = {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let b = Backend::start(move |r| {
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::status(503, &[], "warming up");
+            }
+            Reply::status(
+                200,
+                &[("Content-Type", "application/json")],
+                format!("{{\"from\":\"main\",\"target\":\"{}\"}}", r.target),
+            )
+        });
+        (b, calls)
+    };
+    let eu = Backend::start(|r| {
+        if r.target == "/eu/items" {
+            return Reply::status(301, &[("Location", "/eu/items/")], "");
+        }
+        Reply::status(
+            200,
+            &[("Content-Type", "application/json")],
+            format!("{{\"from\":\"eu\",\"target\":\"{}\"}}", r.target),
+        )
+    });
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let yaml = format!(
+        r#"
+gateway:
+  id: edge-1
+policies: {dir}/tests/policies/global.xml
+backends:
+  - {{ id: catalog-eu, url: "{eu}/eu" }}
+apis:
+  - id: catalog
+    path: catalog
+    serviceUrl: {main}/v1
+    policies: {dir}/tests/policies/api-catalog.xml
+    operations:
+      - {{ id: items, method: GET, urlTemplate: "/items/*" }}
+      - {{ id: list, method: GET, urlTemplate: "/items" }}
+"#,
+        eu = eu.url(),
+        main = main.url(),
+    );
+    let gw = Gateway::start(&yaml);
+
+    // The first backend answer is a 503: retried at once, the caller sees the 200.
+    let r = get(
+        &gw,
+        "/catalog/items/1?version=2",
+        &[("Accept", "application/json")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.json()["target"], "/v1/items/1?version=2");
+    assert_eq!(r.header("X-Served-By"), Some("edge-1"), "global outbound");
+    assert_eq!(
+        r.header("Cache-Control"),
+        Some("public, max-age=30, must-revalidate")
+    );
+    assert_eq!(main_calls.load(Ordering::SeqCst), 2);
+    // The same call again: from the cache.
+    let r = get(
+        &gw,
+        "/catalog/items/1?version=2",
+        &[("Accept", "application/json")],
+    );
+    assert_eq!(r.json()["target"], "/v1/items/1?version=2");
+    assert!(r.header("Age").is_some());
+    assert_eq!(main_calls.load(Ordering::SeqCst), 2);
+    // An EU caller: another cache entry, the EU backend, its redirect followed.
+    let r = get(
+        &gw,
+        "/catalog/items",
+        &[("Accept", "application/json"), ("X-Region", "eu")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.json()["from"], "eu");
+    assert_eq!(r.json()["target"], "/eu/items/");
+    assert_eq!(eu.wait_requests(2, Duration::from_secs(10)).len(), 2);
+    assert_eq!(main_calls.load(Ordering::SeqCst), 2);
+}

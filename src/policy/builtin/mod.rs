@@ -274,6 +274,7 @@ mod robustness {
             include_str!("../../../tests/policies/api-orders.xml"),
             include_str!("../../../tests/policies/global.xml"),
             include_str!("../../../tests/policies/operation-get-order.xml"),
+            include_str!("../../../tests/policies/api-catalog.xml"),
         ];
         let forward = crate::policy::xml::parse("<forward-request/>").unwrap();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
