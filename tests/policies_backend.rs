@@ -192,6 +192,26 @@ fn policies_inside_retry_run_on_every_attempt_and_outbound_sees_the_last() {
 }
 
 #[test]
+fn a_policy_after_forward_request_sees_the_backend_status() {
+    let backend = flaky(1);
+    let doc = r#"<policies>
+  <inbound><base /></inbound>
+  <backend>
+    <forward-request />
+    <set-variable name="seen" value="@(context.Response.StatusCode.ToString() + " " + context.Response.Headers.GetValueOrDefault("Content-Type", "-"))" />
+  </backend>
+  <outbound>
+    <set-header name="X-Seen" exists-action="override"><value>@((string)context.Variables["seen"])</value></set-header>
+  </outbound>
+</policies>"#;
+    let gw = Gateway::start(&one_api(&backend.url(), doc));
+    let r = get(&gw, "/api/x", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("X-Seen"), Some("503 text/plain"));
+    assert_eq!(r.body_str(), "down 0");
+}
+
+#[test]
 fn the_connection_serves_the_next_request_after_retries() {
     let backend = flaky(2);
     let gw = Gateway::start(&one_api(&backend.url(), &backend_doc(RETRY_5XX)));

@@ -4,8 +4,9 @@
 //! a slot while its children run). `choose` is walked here so that those may sit in its
 //! branches; every other policy runs as in the other sections, synchronously.
 //!
-//! A forward-request leaves the backend's response head in `context.Response` and the
-//! response itself pending, its body unread: a retry drops it (closing that backend
+//! A forward-request leaves the backend's response pending, its body unread, and its
+//! status and headers in `context.Response` (filled in only when a later policy or a
+//! retry condition may read them): a retry drops it (closing that backend
 //! connection) before the next attempt, and when the section ends the caller delivers it
 //! through the outbound section. A section that ends with no response pending forwards
 //! the request once, as a plain `<forward-request/>` would.
@@ -68,6 +69,9 @@ pub(super) struct Runner<'r> {
     /// forwarded).
     forwards: u64,
     pending: Option<Pending>,
+    /// The pending response is not in `context.Response` yet: it is put there only
+    /// when a policy or a retry condition may read it (most requests never do).
+    response_unseen: bool,
 }
 
 /// Where the client's request body is.
@@ -117,6 +121,7 @@ impl<'r> Runner<'r> {
             conn_ok: true,
             forwards: 0,
             pending: None,
+            response_unseen: false,
         }
     }
 
@@ -157,6 +162,9 @@ impl<'r> Runner<'r> {
     fn run_list<'s>(&'s mut self, policies: &'s [Policy], cx: &'s mut Context) -> StepFuture<'s> {
         Box::pin(async move {
             for policy in policies {
+                if !matches!(policy, Policy::ForwardRequest(_)) {
+                    self.show_response(cx);
+                }
                 let step = match policy {
                     Policy::ForwardRequest(f) => self.forward(Some(f), cx).await,
                     Policy::Retry(r) => self.retry(r, cx).await,
@@ -195,6 +203,7 @@ impl<'r> Runner<'r> {
             let again = if retries >= retry.count() {
                 Ok(false)
             } else {
+                self.show_response(cx);
                 retry.wants_another(cx)
             };
             if failed.is_some() {
@@ -211,6 +220,15 @@ impl<'r> Runner<'r> {
             let wait = retry.delay(retries, jitter());
             if !wait.is_zero() {
                 glommio::timer::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Puts the pending response's status and headers in `context.Response`.
+    fn show_response(&mut self, cx: &mut Context) {
+        if std::mem::take(&mut self.response_unseen) {
+            if let Some(pending) = &self.pending {
+                cx.response = Some(response_of(&pending.exchanged.resp));
             }
         }
     }
@@ -343,7 +361,7 @@ impl<'r> Runner<'r> {
                     }
                 }
             }
-            cx.response = Some(response_of(&exchanged.resp));
+            self.response_unseen = true;
             self.pending = Some(Pending {
                 exchanged,
                 slots: Vec::new(),
