@@ -475,3 +475,58 @@ apis:
 
     assert_eq!(backend.requests().len(), 1);
 }
+
+// ---------------------------------------------------------------------------------
+// The per-core cache of verified signatures
+
+#[test]
+fn a_token_seen_before_is_still_refused_once_it_expires() {
+    let backend = Backend::echo();
+    let gw = Gateway::start(&config(&backend.url()));
+    let mut c = claims();
+    let exp = now() + 4;
+    c["exp"] = json!(exp);
+    let auth = bearer(&sign(key(), Some(KID), &c));
+    // Accepted, and so remembered as verified (one core: every call meets the cache).
+    for _ in 0..3 {
+        let r = get(&gw, "/orders/1", &[("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+    }
+    while now() <= exp {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = get(&gw, "/orders/1", &[("Authorization", &auth)]);
+    assert_refused(&r, 401, "The token is expired");
+    assert_eq!(backend.requests().len(), 3);
+}
+
+#[test]
+fn a_key_change_by_reload_verifies_remembered_tokens_again() {
+    let backend = Backend::echo();
+    let gw = Gateway::start(&config(&backend.url()));
+    let auth = bearer(&valid_token());
+    for _ in 0..2 {
+        let r = get(&gw, "/orders/1", &[("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+    }
+    // The same document with another key (same kid), and a marker API that tells when
+    // the new config serves.
+    let reloaded = config(&backend.url())
+        .replace(&key().n, &other_key().n)
+        .replace(&key().e, &other_key().e)
+        + "  - id: marker\n    path: marker\n    operations:\n      - { id: m, method: GET, urlTemplate: \"/*\", mock: { statusCode: 200, body: v2 } }\n";
+    gw.replace_config(&reloaded);
+    assert!(
+        common::wait_until(Duration::from_secs(15), || get(&gw, "/marker/", &[]).status
+            == 200),
+        "the new config was not served: {}",
+        gw.stderr_tail()
+    );
+    let r = get(&gw, "/orders/1", &[("Authorization", &auth)]);
+    assert_refused(&r, 401, "Signature validation failed");
+    // Tokens of the new key pass.
+    let fresh = bearer(&sign(other_key(), Some(KID), &claims()));
+    let r = get(&gw, "/orders/1", &[("Authorization", &fresh)]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(backend.requests().len(), 3);
+}

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portico::policy::builtin::{compile, CompileCx};
+use portico::policy::builtin::{compile, CompileCx, CompileEnv};
 use portico::policy::document::{merge, Scope, ScopeDoc};
 use portico::policy::pipeline::Section;
 
@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 scope_id: "fuzz",
                 index: p.index,
                 mock: None,
+                env: &CompileEnv::EMPTY,
             };
             let _ = compile(p.element, &cx);
         }

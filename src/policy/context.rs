@@ -185,4 +185,6 @@ pub struct Context {
     /// reads `context.Response` (refunded if it turns out false). The proxy runs it with
     /// [`crate::policy::builtin::limits::after_response`] once the response is final.
     pub after_response: Vec<crate::policy::builtin::limits::AfterResponse>,
+    /// The key a cache-lookup missed, for cache-store to fill.
+    pub cache_miss: Option<crate::policy::builtin::cache::CacheMiss>,
 }

@@ -10,5 +10,6 @@ pub mod expr;
 pub(crate) mod json;
 pub mod jwt;
 pub mod pipeline;
+pub mod response_cache;
 pub mod services;
 pub mod xml;

@@ -84,6 +84,9 @@ pub enum Flow {
     /// Answer with `context.response` now (return-response, mock-response, cors
     /// preflight); the remaining sections are skipped.
     Respond,
+    /// `context.response` is the answer (a cache hit): the rest of inbound and the
+    /// backend are skipped, outbound runs on it.
+    SkipToOutbound,
     /// A policy failed: on-error runs with this error, then the error response (or
     /// what on-error put in `context.response`) goes out.
     Error(PolicyFailure),

@@ -3,7 +3,9 @@
 //! the response head (retrying once on a fresh connection when a reused one failed
 //! before answering an idempotent, bodiless request), then stream the response body,
 //! re-framing it for the client where needed. The upstream connection returns to the
-//! pool only when both messages went through completely.
+//! pool only when both messages went through completely. [`exchange`] (up to the
+//! response head) and [`deliver`] (the answer to the client) are separate steps so that
+//! the policy path can look at a response and drop it (retry, redirects).
 
 use super::deadline::before;
 use super::respond::{self, Failure};
@@ -52,7 +54,7 @@ pub struct Plan<'a> {
 /// How the answer to the client is decided once the backend's response head is in.
 pub trait ResponseHook {
     /// True when the hook needs the whole response body (bounded) before deciding.
-    fn wants_body(&self) -> bool;
+    fn wants_body(&self, resp: &ResponseHead) -> bool;
     /// `None`: relay the backend's response as it is. `Some`: answer as it says.
     fn on_response(&mut self, resp: &ResponseHead, body: Option<Vec<u8>>) -> Option<Rewrite>;
 }
@@ -155,9 +157,35 @@ pub async fn forward_plan(
     keep_alive: bool,
     hook: Option<&mut dyn ResponseHook>,
 ) -> Forwarded {
-    let failed = |failure, keep_alive| Forwarded::Failed {
-        failure,
-        keep_alive,
+    match exchange(client, head, api, &plan, settings, keep_alive).await {
+        Ok(exchanged) => deliver(client, head, api, exchanged, settings, keep_alive, hook).await,
+        Err(ended) => ended,
+    }
+}
+
+/// A backend's response head, its body still to be read from the connection. Dropping
+/// it closes the connection (the body is never read).
+pub struct Exchanged {
+    up: Upstream,
+    pub resp: ResponseHead,
+}
+
+/// Sends `plan` and reads the backend's response head, without answering the client:
+/// the caller may look at the head, then [`deliver`] it or drop it (retry, redirects).
+/// `Err` is how forwarding ended instead.
+pub async fn exchange(
+    client: &mut Client,
+    head: &RequestHead,
+    api: &Api,
+    plan: &Plan<'_>,
+    settings: &Settings,
+    keep_alive: bool,
+) -> Result<Exchanged, Forwarded> {
+    let failed = |failure, keep_alive| {
+        Err(Forwarded::Failed {
+            failure,
+            keep_alive,
+        })
     };
     let client_body = plan.body.is_none() && head.body != BodyKind::Empty;
     if head.expect_continue && client_body {
@@ -168,13 +196,13 @@ pub async fn forward_plan(
             .await
             .is_err()
         {
-            return Forwarded::Done(Next::Close);
+            return Err(Forwarded::Done(Next::Close));
         }
     }
 
     let retry_allowed = !client_body && rewrite::is_idempotent(&head.method);
     let mut retried = false;
-    let (mut up, resp) = loop {
+    loop {
         let pooled = client
             .core
             .pools
@@ -208,11 +236,11 @@ pub async fn forward_plan(
                 return failed(Failure::BadGateway("Backend connection failed"), false)
             }
             Err(SendFailure::Client(Some(failure))) => return failed(failure, false),
-            Err(SendFailure::Client(None)) => return Forwarded::Done(Next::Close),
+            Err(SendFailure::Client(None)) => return Err(Forwarded::Done(Next::Close)),
         }
         let deadline = Instant::now() + plan.timeout;
         match read_response_head(&mut up, head.method == "HEAD", settings, deadline).await {
-            Ok(resp) => break (up, resp),
+            Ok(resp) => return Ok(Exchanged { up, resp }),
             Err(ReadFailure::ClosedEarly) if up.reused && retry_allowed && !retried => {
                 retried = true;
                 continue;
@@ -225,8 +253,25 @@ pub async fn forward_plan(
                 return failed(Failure::GatewayTimeout("Backend response timeout"), false)
             }
         }
-    };
+    }
+}
 
+/// Answers the client from an exchanged response: relays it, or lets `hook` rewrite it
+/// (or a protocol switch becomes a tunnel).
+pub async fn deliver(
+    client: &mut Client,
+    head: &RequestHead,
+    api: &Api,
+    exchanged: Exchanged,
+    settings: &Settings,
+    keep_alive: bool,
+    hook: Option<&mut dyn ResponseHook>,
+) -> Forwarded {
+    let failed = |failure, keep_alive| Forwarded::Failed {
+        failure,
+        keep_alive,
+    };
+    let Exchanged { mut up, resp } = exchanged;
     if resp.status == 101 {
         if head.upgrade.is_none() {
             let failure = Failure::BadGateway("Unexpected protocol switch from backend");
@@ -241,7 +286,7 @@ pub async fn forward_plan(
     }
 
     if let Some(hook) = hook {
-        let body = if hook.wants_body() && resp.body != BodyKind::Empty {
+        let body = if hook.wants_body(&resp) && resp.body != BodyKind::Empty {
             match read_body(&mut up, &resp, api, settings).await {
                 Some(b) => Some(b),
                 None => {

@@ -1,12 +1,15 @@
 //! The request path when an operation has policies: the request becomes APIM's
-//! `context`, the inbound section runs on it, the proxy forwards what the context then
-//! says (method, path, query, headers, body, backend), the outbound section runs on the
-//! backend's response, and any failure runs on-error before the answer goes out.
-//! Sections run synchronously between awaits: no policy holds a core.
+//! `context`, the inbound section runs on it, the backend section (see
+//! `backend_section`) forwards what the context then says (method, path, query,
+//! headers, body, backend), the outbound section runs on the backend's response, and
+//! any failure runs on-error before the answer goes out. Sections other than backend
+//! run synchronously between awaits: no policy holds a core.
 
-use super::forward::{self, Answer, Forwarded, Plan, ResponseHook, Rewrite};
-use super::respond::{self, Failure};
-use super::rewrite;
+mod backend_section;
+mod redirect;
+
+use super::forward::{self, Answer, Forwarded, ResponseHook, Rewrite};
+use super::respond;
 use super::subscription::{KeyPlace, Presented};
 use super::{discard_body, read_request_body, Client, Next};
 use crate::config::{Api, CompiledConfig, Operation, Settings};
@@ -14,10 +17,14 @@ use crate::http::{BodyKind, RequestHead, ResponseHead};
 use crate::policy::builtin::limits;
 use crate::policy::context::{self, Context, Deployment, Headers, LastError, Response};
 use crate::policy::pipeline::{self, Flow, Pipeline, PolicyFailure, Section};
+use backend_section::{forward_failure, Outcome, Pending, Runner};
 use std::time::{Instant, SystemTime};
 
 /// The most of a body the gateway buffers for policies.
 const MAX_POLICY_BODY: u64 = 4 * 1024 * 1024;
+/// The longest response buffered to be stored by cache-store (responses of unknown
+/// length are not stored).
+const MAX_CACHED_BODY: u64 = 4 * 1024 * 1024;
 
 /// Everything about the matched request the policy path needs.
 pub struct Matched<'a> {
@@ -76,6 +83,10 @@ pub async fn run(
             let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return answer_from_context(client, &mut cx, head_only, ka).await;
         }
+        Flow::SkipToOutbound => {
+            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
+            return outbound_then_answer(client, m.pipeline, &mut cx, head_only, ka).await;
+        }
         Flow::Error(failure) => {
             let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
             return on_error(client, m.pipeline, &mut cx, failure, head_only, ka).await;
@@ -97,49 +108,19 @@ pub async fn run(
         finish(&core, &mut cx, &mut answer, mock.body.len() as u64);
         return forward::send_answer(client, &answer, head_only, ka).await;
     }
-    match run_section(client, m.pipeline, Section::Backend, &mut cx) {
-        Flow::Continue => {}
-        Flow::Respond => {
-            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
-            return answer_from_context(client, &mut cx, head_only, ka).await;
+    let runner = Runner::new(
+        client, head, m.api, m.config, settings, keep_alive, body_read,
+    );
+    let Pending { exchanged, slots } = match runner.run(&m.pipeline.backend, &mut cx).await {
+        Outcome::Forwarded(pending) => pending,
+        Outcome::Respond { keep_alive } => {
+            return answer_from_context(client, &mut cx, head_only, keep_alive).await
         }
-        Flow::Error(failure) => {
-            let ka = keep_alive && (body_read || discard_body(client, head, settings).await);
-            return on_error(client, m.pipeline, &mut cx, failure, head_only, ka).await;
-        }
-    }
-
-    // Where to: a backend chosen by set-backend-service, or the API's.
-    let (addr, authority, base_path) = match (&cx.forward.backend, m.config.backend_of(m.api)) {
-        (Some(b), _) => (b.addr, b.authority.clone(), b.base_path.clone()),
-        (None, Some(b)) => (b.addr, b.authority.clone(), b.base_path.clone()),
-        (None, None) => {
-            let failure = PolicyFailure::new(
-                500,
-                "forward-request",
-                "NoBackend",
-                "No backend service for this API",
-            );
-            return on_error(client, m.pipeline, &mut cx, failure, head_only, false).await;
-        }
-    };
-    let body_replaced = cx.request.body.is_some();
-    if body_replaced
-        && !body_read
-        && head.body != BodyKind::Empty
-        && !discard_body(client, head, settings).await
-    {
-        return Next::Close;
-    }
-    let mut head_bytes = Vec::with_capacity(512);
-    context_request_head(&mut head_bytes, &cx, head, &authority, &base_path);
-    let timeout = forward_timeout(m.pipeline).unwrap_or(m.api.timeout);
-    let body = cx.request.body.take();
-    let plan = Plan {
-        addr,
-        head_bytes,
-        body: body.as_deref(),
-        timeout,
+        Outcome::Error {
+            failure,
+            keep_alive,
+        } => return on_error(client, m.pipeline, &mut cx, failure, head_only, keep_alive).await,
+        Outcome::Closed(next) => return next,
     };
     let core = client.core.clone();
     let mut hook = Outbound {
@@ -147,43 +128,28 @@ pub async fn run(
         cx: &mut cx,
         core: &core,
     };
-    let forwarded = forward::forward_plan(
+    let delivered = forward::deliver(
         client,
         head,
         m.api,
-        plan,
+        exchanged,
         settings,
         keep_alive,
         Some(&mut hook),
     )
     .await;
-    match forwarded {
+    // limit-concurrency slots around the forward-request end with its response.
+    drop(slots);
+    match delivered {
         Forwarded::Done(next) => next,
         Forwarded::Failed {
             failure,
             keep_alive,
         } => {
-            let reason = match failure {
-                Failure::GatewayTimeout(_) => "Timeout",
-                _ => "BackendConnectionFailure",
-            };
-            let pf = PolicyFailure::new(
-                failure.status(),
-                "forward-request",
-                reason,
-                failure.message(),
-            );
+            let pf = forward_failure(failure);
             on_error(client, m.pipeline, &mut cx, pf, head_only, keep_alive).await
         }
     }
-}
-
-/// The timeout of the backend section's forward-request, if it sets one.
-fn forward_timeout(pipeline: &Pipeline) -> Option<std::time::Duration> {
-    pipeline.backend.iter().find_map(|p| match p {
-        crate::policy::builtin::Policy::ForwardRequest(f) => f.timeout,
-        _ => None,
-    })
 }
 
 fn run_section(client: &Client, pipeline: &Pipeline, section: Section, cx: &mut Context) -> Flow {
@@ -194,6 +160,21 @@ fn run_section(client: &Client, pipeline: &Pipeline, section: Section, cx: &mut 
     let mut svc = client.core.services.borrow_mut();
     svc.now = Instant::now();
     pipeline::run(policies, section, cx, &mut svc)
+}
+
+/// Runs outbound on the response already in the context (a cache hit), then answers
+/// with it, or runs on-error if outbound fails.
+async fn outbound_then_answer(
+    client: &mut Client,
+    pipeline: &Pipeline,
+    cx: &mut Context,
+    head_only: bool,
+    keep_alive: bool,
+) -> Next {
+    if let Flow::Error(failure) = run_section(client, pipeline, Section::Outbound, cx) {
+        return on_error(client, pipeline, cx, failure, head_only, keep_alive).await;
+    }
+    answer_from_context(client, cx, head_only, keep_alive).await
 }
 
 /// Runs on-error with `failure` as `context.LastError`, then answers with what on-error
@@ -217,7 +198,7 @@ async fn on_error(
 }
 
 /// The response a policy failure gives unless on-error changes it.
-fn error_response(failure: &PolicyFailure) -> Response {
+pub(super) fn error_response(failure: &PolicyFailure) -> Response {
     let mut headers = Headers(vec![(
         "Content-Type".to_string(),
         "application/json".to_string(),
@@ -305,8 +286,15 @@ struct Outbound<'a> {
 }
 
 impl ResponseHook for Outbound<'_> {
-    fn wants_body(&self) -> bool {
+    fn wants_body(&self, resp: &ResponseHead) -> bool {
         self.pipeline.outbound.iter().any(|p| p.needs_body())
+            || (self.cx.cache_miss.is_some()
+                && matches!(resp.body, BodyKind::Length(n) if n <= MAX_CACHED_BODY)
+                && self
+                    .pipeline
+                    .outbound
+                    .iter()
+                    .any(|p| p.stores_response(resp.status)))
     }
 
     fn on_response(&mut self, resp: &ResponseHead, body: Option<Vec<u8>>) -> Option<Rewrite> {
@@ -498,57 +486,4 @@ fn split_host(host: &str) -> (&str, u16) {
         Some((h, p)) => (h, p.parse().unwrap_or(80)),
         None => (host, 80),
     }
-}
-
-/// The backend request head from the context: method, path and query, and headers as
-/// the inbound policies left them; framing and forwarding fields set by the gateway.
-fn context_request_head(
-    out: &mut Vec<u8>,
-    cx: &Context,
-    head: &RequestHead,
-    authority: &str,
-    base_path: &str,
-) {
-    let mut target = String::with_capacity(base_path.len() + cx.forward.path.len() + 32);
-    target.push_str(base_path);
-    target.push_str(&cx.forward.path);
-    if target.is_empty() {
-        target.push('/');
-    }
-    if !cx.request.query.is_empty() {
-        target.push('?');
-        for (i, (k, v)) in cx.request.query.iter().enumerate() {
-            if i > 0 {
-                target.push('&');
-            }
-            target.push_str(k);
-            if !v.is_empty() {
-                target.push('=');
-                target.push_str(v);
-            }
-        }
-    }
-    let named = crate::http::headers::connection_tokens(&head.headers);
-    let body = match &cx.request.body {
-        Some(b) => BodyKind::Length(b.len() as u64),
-        None => head.body,
-    };
-    let outgoing = rewrite::Outgoing {
-        method: &cx.request.method,
-        target: &target,
-        authority,
-        client_host: &head.host,
-        client_ip: cx.request.ip,
-        connection_tokens: &named,
-        drop_header: None,
-        body,
-        upgrade: head.upgrade.as_deref(),
-    };
-    let fields = cx
-        .request
-        .headers
-        .0
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()));
-    rewrite::write_request_head(out, &outgoing, fields);
 }

@@ -110,6 +110,7 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
                     limits: CoreShard::new(limiter, index),
                     now: Instant::now(),
                     openid: Default::default(),
+                    tables: Default::default(),
                 };
                 core_main(index, listen, io, config, services, rx, ready).await
             })

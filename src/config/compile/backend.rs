@@ -1,12 +1,17 @@
-//! Backends: `serviceUrl` parsed into an address to connect to, the Host header to
-//! send and the base path to prepend. Names are resolved here, at compile time, so the
-//! data plane never does DNS; identical backends are stored once and referred to by
-//! index, which lets each core keep one connection pool per backend.
+//! Backends: `serviceUrl` and the `url` of each named backend (`backends:`) parsed
+//! into an address to connect to, the Host header to send and the base path to
+//! prepend. Names are resolved here, at compile time, so the data plane never does DNS;
+//! identical backends are stored once and referred to by index, which lets each core
+//! keep one connection pool per backend.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
+use super::Errors;
+use crate::config::model::BackendDoc;
 use crate::config::syntax;
+use crate::policy::builtin::NamedBackend;
+use crate::policy::context::BackendOverride;
 
 /// A backend the gateway forwards to. `index` is its position in
 /// [`CompiledConfig::backends`](super::CompiledConfig::backends).
@@ -219,9 +224,55 @@ impl<'r> BackendTable<'r> {
         Ok(index)
     }
 
+    pub(crate) fn get(&self, index: usize) -> Option<&Backend> {
+        self.backends.get(index)
+    }
+
     pub(crate) fn finish(self) -> Vec<Backend> {
         self.backends
     }
+}
+
+/// `backends:`: each id checked and unique, each url parsed and resolved like a
+/// `serviceUrl` (and stored in the same table, so pools are shared).
+pub(crate) fn compile_named(
+    docs: &[BackendDoc],
+    table: &mut BackendTable<'_>,
+    errors: &mut Errors,
+) -> Vec<NamedBackend> {
+    let mut out: Vec<NamedBackend> = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        if let Err(e) = syntax::check_id(&doc.id) {
+            errors.push(format!("backends[{i}].id"), e);
+            continue;
+        }
+        if let Some(first) = docs[..i].iter().position(|d| d.id == doc.id) {
+            errors.push(
+                format!("backends[{i}].id"),
+                format!(
+                    "duplicate backend id {:?} (first at backends[{first}])",
+                    doc.id
+                ),
+            );
+            continue;
+        }
+        match table.add(&doc.url) {
+            Ok(index) => {
+                if let Some(b) = table.get(index) {
+                    out.push(NamedBackend {
+                        id: doc.id.clone(),
+                        target: BackendOverride {
+                            addr: b.addr,
+                            authority: b.authority.clone(),
+                            base_path: b.base_path.clone(),
+                        },
+                    });
+                }
+            }
+            Err(e) => errors.push(format!("backends[{i}].url"), e),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

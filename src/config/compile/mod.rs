@@ -24,6 +24,7 @@ pub use settings::{Settings, Timeouts, UpstreamSettings};
 use super::model::Document;
 use super::route::{HostPattern, RouteMatch, Router};
 use super::{ConfigError, ConfigErrors};
+use crate::policy::builtin::CompileEnv;
 use backend::BackendTable;
 
 /// A configuration ready to serve: immutable, stamped with the revision it was
@@ -97,8 +98,13 @@ pub fn compile_in(
     }
     check_unique_ids(&apis, &mut errors);
     check_path_conflicts(&apis, &hosts, &mut errors);
+    let named_backends = backend::compile_named(&doc.backends, &mut backends, &mut errors);
     let access = access::compile_access(&doc.products, &doc.subscriptions, &apis, &mut errors);
-    let pipelines = policies::compile_policies(doc, &apis, &access, base_dir, &mut errors);
+    let env = CompileEnv {
+        backends: &named_backends,
+        response_cache_bytes: settings.response_cache_bytes_per_core,
+    };
+    let pipelines = policies::compile_policies(doc, &apis, &access, &env, base_dir, &mut errors);
 
     errors.into_result()?;
     let hosts = hosts

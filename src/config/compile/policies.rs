@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::access::Access;
 use super::{Api, Errors};
 use crate::config::model::Document;
-use crate::policy::builtin::{self, CompileCx};
+use crate::policy::builtin::{self, CompileCx, CompileEnv};
 use crate::policy::document::{self, Scope, ScopeDoc};
 use crate::policy::pipeline::{Pipeline, Section};
 use crate::policy::xml;
@@ -49,6 +49,7 @@ pub fn compile_policies(
     doc: &Document,
     apis: &[Api],
     access: &Access,
+    env: &CompileEnv<'_>,
     base_dir: Option<&Path>,
     errors: &mut Errors,
 ) -> Pipelines {
@@ -171,6 +172,7 @@ pub fn compile_policies(
                             scope_id: &id,
                             index: p.index,
                             mock: op.mock.as_ref(),
+                            env,
                         };
                         match builtin::compile(p.element, &cx) {
                             Ok(policy) => compiled.push(policy),

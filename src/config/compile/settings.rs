@@ -15,6 +15,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Connections a core accepts before it stops accepting (backpressure).
     pub connections_per_core: usize,
+    /// Bytes of responses each core's cache (cache-store) may hold.
+    pub response_cache_bytes_per_core: u64,
     pub timeouts: Timeouts,
     pub upstream: UpstreamSettings,
 }
@@ -73,6 +75,7 @@ impl Default for Settings {
             gateway_id: DEFAULT_GATEWAY_ID.to_owned(),
             limits: Limits::default(),
             connections_per_core: DEFAULT_CONNECTIONS_PER_CORE,
+            response_cache_bytes_per_core: crate::policy::builtin::DEFAULT_RESPONSE_CACHE_BYTES,
             timeouts: Timeouts::default(),
             upstream: UpstreamSettings::default(),
         }
@@ -81,6 +84,8 @@ impl Default for Settings {
 
 /// Upper bound for byte limits: beyond this one connection could pin that much memory.
 const MAX_HEAD_BYTES: u64 = 16 * 1024 * 1024;
+/// Upper bound for a core's response cache (64 GiB).
+const MAX_CACHE_BYTES: u64 = 1 << 36;
 
 pub(super) fn compile_settings(doc: &GatewayDoc, errors: &mut Errors) -> Settings {
     let defaults = Settings::default();
@@ -125,6 +130,13 @@ pub(super) fn compile_settings(doc: &GatewayDoc, errors: &mut Errors) -> Setting
         defaults.connections_per_core,
         1..=10_000_000,
     );
+    let response_cache_bytes_per_core = count(
+        errors,
+        "gateway.limits.responseCacheBytesPerCore",
+        limits.response_cache_bytes_per_core,
+        defaults.response_cache_bytes_per_core as usize,
+        0..=MAX_CACHE_BYTES,
+    ) as u64;
 
     let t = &doc.timeouts;
     let dt = defaults.timeouts;
@@ -184,6 +196,7 @@ pub(super) fn compile_settings(doc: &GatewayDoc, errors: &mut Errors) -> Setting
         gateway_id,
         limits: limits_out,
         connections_per_core,
+        response_cache_bytes_per_core,
         timeouts,
         upstream,
     }

@@ -32,6 +32,7 @@ fn gateway_errors() {
         ("headerBytes", "99999999999"),
         ("headerCount", "0"),
         ("connectionsPerCore", "0"),
+        ("responseCacheBytesPerCore", "99999999999999"),
     ] {
         let e = one(&format!("gateway: {{ limits: {{ {field}: {bad} }} }}"));
         assert!(
@@ -70,6 +71,13 @@ fn gateway_errors() {
     let config = load("gateway: { upstream: { maxIdlePerBackend: 0 }, timeouts: { drain: 0 } }");
     assert_eq!(config.settings.upstream.max_idle_per_backend, 0);
     assert_eq!(config.settings.timeouts.drain, Duration::ZERO);
+    // A cache of zero bytes (none) is valid; the default is 32 MiB.
+    let config = load("gateway: { limits: { responseCacheBytesPerCore: 0 } }");
+    assert_eq!(config.settings.response_cache_bytes_per_core, 0);
+    assert_eq!(
+        load("{}").settings.response_cache_bytes_per_core,
+        32 * 1024 * 1024
+    );
 }
 
 #[test]
@@ -317,6 +325,50 @@ fn backends_are_deduplicated_and_indexed() {
     assert_eq!(b[3].authority, "svc.test");
     assert_eq!(b[3].addr, "127.0.0.1:80".parse().unwrap());
     assert_eq!(config.backend_of(&config.apis[4]).map(|b| b.index), Some(3));
+}
+
+#[test]
+fn named_backends_are_checked_and_share_the_backend_table() {
+    let doc = |backends: &str, policy: &str| {
+        format!(
+            "backends:\n{backends}apis:\n  - id: a\n    path: a\n    serviceUrl: 'http://127.0.0.1:9000/v1'\n    policies: '<policies><inbound><set-backend-service backend-id=\"{policy}\" /></inbound></policies>'\n    operations:\n      - {{ id: op, method: GET, urlTemplate: / }}\n"
+        )
+    };
+    let good = "  - { id: eu, url: 'http://127.0.0.1:9000/v1', description: same as the API }\n  - { id: us, url: 'http://svc.test:8080/' }\n";
+    let config = load(&doc(good, "us"));
+    assert_eq!(config.backends().len(), 2, "eu is the API's own backend");
+    assert_eq!(config.backends()[1].authority, "svc.test:8080");
+    assert_eq!(
+        error_paths(&doc(good, "ap")),
+        ["apis[0].policies"],
+        "an unknown backend-id is a compile error"
+    );
+    let e = one(&doc(good, "ap"));
+    assert!(e.contains("<set-backend-service>"), "{e}");
+    assert!(
+        e.contains("backend-id \"ap\" is not one of the config's backends (eu, us)"),
+        "{e}"
+    );
+    let bad = "  - { id: eu, url: 'http://127.0.0.1:1' }\n  - { id: eu, url: 'http://127.0.0.1:2' }\n  - { id: 'x y', url: 'http://127.0.0.1:3' }\n  - { id: tls, url: 'https://127.0.0.1' }\n  - { id: gone, url: 'http://nowhere.invalid' }\n";
+    let errs = errors(&doc(bad, "eu"));
+    assert_eq!(
+        errs.iter()
+            .map(|e| e.split(':').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        [
+            "backends[1].id",
+            "backends[2].id",
+            "backends[3].url",
+            "backends[4].url"
+        ],
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("duplicate backend id \"eu\" (first at backends[0])"));
+    assert!(errs[2].contains("https backends are not supported yet"));
+    assert!(
+        errors("backends:\n  - { id: a, url: 'http://127.0.0.1', port: 1 }\n")[0]
+            .contains("unknown field `port`")
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ pub struct LimitsDoc {
     pub header_bytes: Option<u64>,
     pub header_count: Option<u64>,
     pub connections_per_core: Option<u64>,
+    pub response_cache_bytes_per_core: Option<u64>,
 }
 
 /// `gateway.timeouts:`

@@ -7,6 +7,7 @@
 
 mod access;
 mod api;
+mod backends;
 mod duration;
 mod gateway;
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 pub use access::{KeyNamesDoc, NamedValueDoc, ProductDoc, SubscriptionDoc};
 pub use api::{ApiDoc, MockDoc, OperationDoc};
+pub use backends::BackendDoc;
 pub use duration::DurationValue;
 pub use gateway::{GatewayDoc, LimitsDoc, TimeoutsDoc, UpstreamDoc};
 
@@ -35,4 +37,7 @@ pub struct Document {
     pub products: Vec<ProductDoc>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionDoc>,
+    /// Named backends for `set-backend-service backend-id`.
+    #[serde(default)]
+    pub backends: Vec<BackendDoc>,
 }

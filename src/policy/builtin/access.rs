@@ -520,6 +520,7 @@ mod tests {
             scope_id: "api1",
             index: 0,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         }
     }
 

@@ -1,7 +1,8 @@
-//! `set-backend-service`: sends the request to another backend than the API's. The
-//! `base-url` is a literal `http://host[:port][/path]`, parsed and resolved when the
-//! config is compiled (compilation runs off the data plane; DNS never runs per
-//! request), so applying the policy only stores a ready [`BackendOverride`].
+//! `set-backend-service`: sends the request to another backend than the API's: a
+//! literal `base-url` (`http://host[:port][/path]`) or the `backend-id` of one of the
+//! config's `backends:`. Either is parsed and resolved when the config is compiled
+//! (compilation runs off the data plane; DNS never runs per request), so applying the
+//! policy only stores a ready [`BackendOverride`].
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
@@ -39,9 +40,7 @@ impl SetBackendService {
         let url = match (base_url, backend_id) {
             (Some(_), Some(_)) => return Err("give base-url or backend-id, not both".into()),
             (None, None) => return Err("one of base-url or backend-id is required".into()),
-            (None, Some(_)) => {
-                return Err("backend-id needs `backends` in the config (not supported yet)".into())
-            }
+            (None, Some(id)) => return named(id.trim(), cx),
             (Some(url), None) => url.trim(),
         };
         if url.starts_with('@') {
@@ -63,6 +62,28 @@ impl SetBackendService {
     pub fn apply(&self, cx: &mut Context) -> Flow {
         cx.forward.backend = Some(self.target.clone());
         Flow::Continue
+    }
+}
+
+/// `backend-id`: one of the config's `backends:`, already resolved.
+fn named(id: &str, cx: &CompileCx<'_>) -> Result<SetBackendService, String> {
+    if id.starts_with('@') {
+        return Err("backend-id must be a literal id: expressions are not supported".into());
+    }
+    match cx.env.backends.iter().find(|b| b.id == id) {
+        Some(b) => Ok(SetBackendService {
+            target: b.target.clone(),
+        }),
+        None if cx.env.backends.is_empty() => {
+            Err(format!("backend-id {id:?}: the config has no `backends`"))
+        }
+        None => {
+            let known: Vec<&str> = cx.env.backends.iter().map(|b| b.id.as_str()).collect();
+            Err(format!(
+                "backend-id {id:?} is not one of the config's backends ({})",
+                known.join(", ")
+            ))
+        }
     }
 }
 
@@ -184,6 +205,7 @@ mod tests {
             scope_id: "op",
             index: 2,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         };
         SetBackendService::compile(&xml::parse(doc).unwrap(), &cx)
     }
@@ -208,6 +230,55 @@ mod tests {
                 authority: "127.0.0.1:9001".into(),
                 base_path: "/api/8.2".into(),
             })
+        );
+    }
+
+    #[test]
+    fn backend_id_names_one_of_the_configs_backends() {
+        let target = BackendOverride {
+            addr: "127.0.0.1:9100".parse().unwrap(),
+            authority: "127.0.0.1:9100".into(),
+            base_path: "/b".into(),
+        };
+        let backends = [
+            crate::policy::builtin::NamedBackend {
+                id: "orders-eu".into(),
+                target: target.clone(),
+            },
+            crate::policy::builtin::NamedBackend {
+                id: "orders-us".into(),
+                target: BackendOverride {
+                    authority: "us.test".into(),
+                    ..target.clone()
+                },
+            },
+        ];
+        let env = crate::policy::builtin::CompileEnv {
+            backends: &backends,
+            response_cache_bytes: 0,
+        };
+        let cx = CompileCx {
+            section: Section::Inbound,
+            scope: Scope::Api,
+            scope_id: "api",
+            index: 0,
+            mock: None,
+            env: &env,
+        };
+        let compile = |doc: &str| SetBackendService::compile(&xml::parse(doc).unwrap(), &cx);
+        let p = compile(r#"<set-backend-service backend-id="orders-eu" />"#).unwrap();
+        let mut c = Context::default();
+        assert_eq!(p.apply(&mut c), Flow::Continue);
+        assert_eq!(c.forward.backend, Some(target));
+        let e = compile(r#"<set-backend-service backend-id="orders-ap" />"#).unwrap_err();
+        assert_eq!(
+            e,
+            "backend-id \"orders-ap\" is not one of the config's backends (orders-eu, orders-us)"
+        );
+        assert!(
+            compile(r#"<set-backend-service backend-id="@(context.Variables["b"])" />"#)
+                .unwrap_err()
+                .contains("literal id")
         );
     }
 
@@ -270,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"<set-backend-service backend-id="b1"/>"#),
-            "backend-id needs `backends` in the config (not supported yet)"
+            "backend-id \"b1\": the config has no `backends`"
         );
         assert_eq!(
             err(r#"<set-backend-service base-url="http://a.test" backend-id="b1"/>"#),

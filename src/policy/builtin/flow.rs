@@ -2,11 +2,11 @@
 //! return-response, mock-response, set-status, set-body, trace, forward-request.
 
 use super::attrs::{no_children, reads_body, Attrs};
-use super::headers::{expression_failed, SetHeader};
+use super::headers::{expression_failed, expression_failure, SetHeader};
 use super::{compile_children, CompileCx, Policy};
 use crate::policy::context::{Context, Response, Value};
 use crate::policy::expr::{Expr, Template};
-use crate::policy::pipeline::{self, Flow, Section};
+use crate::policy::pipeline::{self, Flow, PolicyFailure, Section};
 use crate::policy::services::Services;
 use crate::policy::xml::Element;
 use std::time::Duration;
@@ -30,9 +30,6 @@ impl ForwardRequest {
             }
         };
         let follow_redirects = a.bool_or("follow-redirects", false)?;
-        if follow_redirects {
-            return Err("follow-redirects=\"true\" is not supported yet".into());
-        }
         let buffer_request_body = a.bool_or("buffer-request-body", false)?;
         a.finish()?;
         no_children(el)?;
@@ -45,6 +42,12 @@ impl ForwardRequest {
 
     pub fn is_default(&self) -> bool {
         self.timeout.is_none() && !self.follow_redirects && !self.buffer_request_body
+    }
+
+    /// Whether the request body must be held to be sent again (a followed 307 or 308),
+    /// or the policy asks for it to be buffered.
+    pub fn needs_request_body(&self) -> bool {
+        self.follow_redirects || self.buffer_request_body
     }
 }
 
@@ -132,14 +135,32 @@ impl Choose {
     }
 
     pub fn apply(&self, section: Section, cx: &mut Context, svc: &mut Services) -> Flow {
+        match self.select(cx) {
+            Ok(policies) => pipeline::run(policies, section, cx, svc),
+            Err(failed) => Flow::Error(*failed),
+        }
+    }
+
+    /// The policies of the first branch whose condition holds (or of `otherwise`);
+    /// `Err` is the failure of a condition that could not be evaluated.
+    pub fn select(&self, cx: &Context) -> Result<&[Policy], Box<PolicyFailure>> {
         for (cond, policies) in &self.branches {
             match cond.eval_bool(cx) {
-                Ok(true) => return pipeline::run(policies, section, cx, svc),
+                Ok(true) => return Ok(policies),
                 Ok(false) => {}
-                Err(e) => return expression_failed("choose", e.message),
+                Err(e) => return Err(Box::new(expression_failure("choose", e.message))),
             }
         }
-        pipeline::run(&self.otherwise, section, cx, svc)
+        Ok(&self.otherwise)
+    }
+
+    /// Whether `f` holds for a policy of any branch.
+    pub fn any(&self, f: impl Fn(&Policy) -> bool) -> bool {
+        self.branches
+            .iter()
+            .flat_map(|(_, policies)| policies)
+            .chain(&self.otherwise)
+            .any(f)
     }
 
     /// Whether a condition reads a body or a branch holds a policy that needs one.
@@ -378,5 +399,49 @@ impl Trace {
             _ => tracing::debug!(target: "portico::trace", source, "{message}"),
         }
         Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::document::Scope;
+    use crate::policy::xml;
+
+    fn forward(doc: &str) -> Result<ForwardRequest, String> {
+        let cx = CompileCx {
+            section: Section::Backend,
+            scope: Scope::Api,
+            scope_id: "api",
+            index: 0,
+            mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
+        };
+        ForwardRequest::compile(&xml::parse(doc).unwrap(), &cx)
+    }
+
+    #[test]
+    fn forward_request_attributes() {
+        let plain = forward("<forward-request/>").unwrap();
+        assert!(plain.is_default());
+        assert!(!plain.needs_request_body());
+        let f = forward(r#"<forward-request timeout="20" follow-redirects="true"/>"#).unwrap();
+        assert_eq!(f.timeout, Some(Duration::from_secs(20)));
+        assert!(f.follow_redirects);
+        assert!(!f.is_default());
+        assert!(f.needs_request_body(), "a 307 sends the body again");
+        assert!(forward(r#"<forward-request buffer-request-body="true"/>"#)
+            .unwrap()
+            .needs_request_body());
+        assert!(forward(r#"<forward-request follow-redirects="yes"/>"#)
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(forward(r#"<forward-request timeout="1.5"/>"#)
+            .unwrap_err()
+            .contains("whole seconds"));
+        assert_eq!(
+            forward(r#"<forward-request fail-on-error-status-code="true"/>"#).unwrap_err(),
+            "unknown attribute fail-on-error-status-code"
+        );
     }
 }

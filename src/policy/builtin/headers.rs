@@ -10,12 +10,17 @@ use crate::policy::xml::Element;
 
 /// A failed expression: 500 and on-error, as APIM does.
 pub fn expression_failed(policy: &str, e: impl std::fmt::Display) -> Flow {
-    Flow::Error(PolicyFailure::new(
+    Flow::Error(expression_failure(policy, e))
+}
+
+/// The failure of an expression of `policy` that threw `e`.
+pub fn expression_failure(policy: &str, e: impl std::fmt::Display) -> PolicyFailure {
+    PolicyFailure::new(
         500,
         policy,
         "ExpressionValueEvaluationFailure",
         format!("Expression evaluation failed. {e}"),
-    ))
+    )
 }
 
 /// APIM's `exists-action`.

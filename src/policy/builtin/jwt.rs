@@ -10,6 +10,10 @@
 //! requests after a load already have keys. Each core keeps a copy of the published
 //! keys in [`Services::openid`] and reads the cache's generation per request.
 //!
+//! Each core also remembers the tokens whose signature it verified
+//! ([`crate::policy::jwt::VerifiedTokens`], in [`Services::tables`]): a token seen again
+//! under the same keys skips the signature step; every claim check still runs.
+//!
 //! Left out: `decryption-keys` (encrypted tokens), `certificate-id` keys, and
 //! expressions anywhere but `token-value` and `failed-validation-error-message`.
 
@@ -203,12 +207,16 @@ impl ValidateJwt {
                 .extract(&cx.request.headers, &cx.request.query),
         };
         let now = cx.now.unwrap_or_else(SystemTime::now);
+        let cache = &mut svc.tables.verified_tokens;
         let result = token.and_then(|token| match &self.openid {
             Some(shared) => {
-                let keys = svc.openid.get(shared.id, &shared.cache);
-                self.validator.validate(&token, now, keys)
+                let (generation, keys) = svc.openid.get_with_generation(shared.id, &shared.cache);
+                self.validator
+                    .validate_cached(&token, now, keys, generation, cache)
             }
-            None => self.validator.validate(&token, now, empty_keys()),
+            None => self
+                .validator
+                .validate_cached(&token, now, empty_keys(), 0, cache),
         });
         match result {
             Ok(jwt) => {
@@ -411,6 +419,7 @@ mod tests {
             limits: CoreShard::new(NodeLimiter::new(1, 100), 0),
             now: Instant::now(),
             openid: Default::default(),
+            tables: Default::default(),
         }
     }
 
@@ -421,6 +430,7 @@ mod tests {
             scope_id: "api",
             index: 0,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         };
         ValidateJwt::compile(&xml::parse(doc).unwrap(), &cx)
     }
@@ -514,6 +524,24 @@ mod tests {
                 assert_eq!(jwt.subject.as_deref(), Some("alice"));
                 assert_eq!(jwt.issuer.as_deref(), Some("https://idp.example"));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_policy_remembers_verified_tokens_per_core() {
+        let p = policy("", "");
+        let mut svc = services();
+        let token = hs256(&claims());
+        for _ in 0..3 {
+            assert_eq!(p.apply(&mut request(&token), &mut svc), Flow::Continue);
+        }
+        assert_eq!(svc.tables.verified_tokens.len(), 1);
+        // Claims are still checked on a hit: the same token, later than its exp.
+        let mut late = request(&token);
+        late.now = Some(UNIX_EPOCH + Duration::from_secs(NOW + 3600));
+        match p.apply(&mut late, &mut svc) {
+            Flow::Error(f) => assert_eq!(f.error.reason, reason::TOKEN_EXPIRED),
             other => panic!("{other:?}"),
         }
     }

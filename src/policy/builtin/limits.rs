@@ -631,6 +631,7 @@ mod tests {
             limits: CoreShard::new(NodeLimiter::new(1, 10_000), 0),
             now: Instant::now(),
             openid: Default::default(),
+            tables: Default::default(),
         }
     }
 
@@ -641,6 +642,7 @@ mod tests {
             scope_id: "echo",
             index,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         }
     }
 

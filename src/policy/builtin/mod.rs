@@ -6,13 +6,19 @@
 mod access;
 mod attrs;
 mod backend;
+pub mod cache;
+pub mod concurrency;
 mod flow;
 mod headers;
 mod jwt;
 pub mod limits;
+mod retry;
 mod transform;
 
 pub use attrs::Attrs;
+pub use concurrency::{LimitConcurrency, Slot};
+pub use flow::{Choose, ForwardRequest};
+pub use retry::Retry;
 
 use super::context::Context;
 use super::document::Scope;
@@ -30,6 +36,35 @@ pub struct CompileCx<'a> {
     pub index: usize,
     /// The operation's configured mock answer, for mock-response.
     pub mock: Option<&'a crate::config::MockResponse>,
+    /// What the rest of the config offers policies.
+    pub env: &'a CompileEnv<'a>,
+}
+
+/// What policies may refer to besides their own element, from the rest of the config.
+#[derive(Debug)]
+pub struct CompileEnv<'a> {
+    /// The config's `backends:` (set-backend-service backend-id).
+    pub backends: &'a [NamedBackend],
+    /// Bytes each core's response cache may hold (cache-store).
+    pub response_cache_bytes: u64,
+}
+
+impl CompileEnv<'static> {
+    /// No named backends, the default cache size.
+    pub const EMPTY: CompileEnv<'static> = CompileEnv {
+        backends: &[],
+        response_cache_bytes: DEFAULT_RESPONSE_CACHE_BYTES,
+    };
+}
+
+/// Default for `gateway.limits.responseCacheBytesPerCore`.
+pub const DEFAULT_RESPONSE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One entry of the config's `backends:`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedBackend {
+    pub id: String,
+    pub target: super::context::BackendOverride,
 }
 
 impl CompileCx<'_> {
@@ -73,6 +108,10 @@ pub enum Policy {
     FindAndReplace(transform::FindAndReplace),
     JsonToXml(transform::JsonToXml),
     XmlToJson(transform::XmlToJson),
+    Retry(retry::Retry),
+    LimitConcurrency(concurrency::LimitConcurrency),
+    CacheLookup(cache::CacheLookup),
+    CacheStore(cache::CacheStore),
 }
 
 impl Policy {
@@ -100,11 +139,16 @@ impl Policy {
             Policy::FindAndReplace(p) => p.apply(section, cx),
             Policy::JsonToXml(p) => p.apply(section, cx),
             Policy::XmlToJson(p) => p.apply(section, cx),
+            Policy::Retry(p) => p.apply(section, cx, svc),
+            Policy::LimitConcurrency(p) => p.apply(section, cx, svc),
+            Policy::CacheLookup(p) => p.apply(cx, svc),
+            Policy::CacheStore(p) => p.apply(cx, svc),
         }
     }
 
     /// Whether the proxy must buffer the body of a section holding this policy: the
-    /// policy rewrites it, or one of its expressions reads it. Policies of `headers.rs`
+    /// policy rewrites it, one of its expressions reads it, or (retry, forward-request
+    /// following redirects or buffering) the request may be sent more than once. Policies of `headers.rs`
     /// and `flow.rs` other than set-body and choose are not inspected (their
     /// expressions are private to those files).
     pub fn needs_body(&self) -> bool {
@@ -124,13 +168,32 @@ impl Policy {
             Policy::SetVariable(p) => p.needs_body(),
             Policy::ReturnResponse(p) => p.needs_body(),
             Policy::Trace(p) => p.needs_body(),
-            Policy::ForwardRequest(_)
+            Policy::LimitConcurrency(p) => p.needs_body(),
+            // Resending the request (another attempt, a followed 307) needs its body.
+            Policy::Retry(_) => true,
+            Policy::ForwardRequest(p) => p.needs_request_body(),
+            // cache-store asks for the response body only when it may store it: see
+            // `stores_response`.
+            Policy::CacheStore(p) => p.needs_body(),
+            Policy::CacheLookup(_)
             | Policy::SetMethod(_)
             | Policy::MockResponse(_)
             | Policy::SetStatus(_)
             | Policy::IpFilter(_)
             | Policy::Cors(_)
             | Policy::SetBackendService(_) => false,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether this policy (or one inside it) would store a response with `status` in
+    /// the response cache: the proxy then buffers a response of known, bounded length.
+    pub fn stores_response(&self, status: u16) -> bool {
+        match self {
+            Policy::CacheStore(p) => p.wants(status),
+            Policy::Choose(p) => p.any(|p| p.stores_response(status)),
+            _ => false,
         }
     }
 }
@@ -170,6 +233,12 @@ pub fn compile(el: &Element, cx: &CompileCx<'_>) -> Result<Policy, String> {
         }
         "json-to-xml" => transform::JsonToXml::compile(el, cx).map(Policy::JsonToXml),
         "xml-to-json" => transform::XmlToJson::compile(el, cx).map(Policy::XmlToJson),
+        "retry" => retry::Retry::compile(el, cx).map(Policy::Retry),
+        "cache-lookup" => cache::CacheLookup::compile(el, cx).map(Policy::CacheLookup),
+        "cache-store" => cache::CacheStore::compile(el, cx).map(Policy::CacheStore),
+        "limit-concurrency" => {
+            concurrency::LimitConcurrency::compile(el, cx).map(Policy::LimitConcurrency)
+        }
         "base" => return Err(here("<base/> is only allowed directly in a section".into())),
         other => return Err(here(format!("unknown policy <{other}>"))),
     };
@@ -205,6 +274,7 @@ mod robustness {
             include_str!("../../../tests/policies/api-orders.xml"),
             include_str!("../../../tests/policies/global.xml"),
             include_str!("../../../tests/policies/operation-get-order.xml"),
+            include_str!("../../../tests/policies/api-catalog.xml"),
         ];
         let forward = crate::policy::xml::parse("<forward-request/>").unwrap();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -239,6 +309,7 @@ mod robustness {
                         scope_id: "t",
                         index: p.index,
                         mock: None,
+                        env: &CompileEnv::EMPTY,
                     };
                     if compile(p.element, &cx).is_ok() {
                         compiled += 1;

@@ -734,6 +734,7 @@ mod tests {
             scope_id: "",
             index: 0,
             mock: None,
+            env: &crate::policy::builtin::CompileEnv::EMPTY,
         }
     }
 

@@ -9,6 +9,9 @@
 //! `context.LastError`), and never does network I/O on a data-plane core: only
 //! [`OpenIdCache`]'s own thread fetches.
 //!
+//! Verified signatures are remembered per core ([`cache`]): a token presented again
+//! skips the signature step (only), until its `exp` or until the keys change.
+//!
 //! Decisions a reader of the policy should know (each has a test in `tests.rs`):
 //! * `alg: none` in any spelling is rejected with `TokenNotSigned` while
 //!   `require-signed-tokens` is true (the default). When it is false, a token whose `alg` is
@@ -34,11 +37,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod config;
 pub mod keys;
 pub mod openid;
 pub mod validate;
 
+pub use cache::{KeySetTag, VerifiedTokens};
 pub use config::{JwtPolicyConfig, KeySpec, RequiredClaim};
 pub use openid::{KeySet, OpenIdCache};
 pub use validate::{parse_unverified, JwtValidator, MAX_TOKEN_LEN};

@@ -1146,3 +1146,98 @@ fn thread_cpu_ns() -> u64 {
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+// ---- the per-core cache of verified signatures ----
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn a_cached_token_still_gets_every_claim_check() {
+    let v = at_skew(30);
+    let mut cache = VerifiedTokens::default();
+    let token = with_claim("exp", json!(NOW + 100));
+    let none = KeySet::default();
+    v.validate_cached(&token, now(), &none, 0, &mut cache)
+        .unwrap();
+    assert_eq!(cache.len(), 1, "a verified token is remembered");
+    v.validate_cached(&token, at(NOW + 99), &none, 0, &mut cache)
+        .unwrap();
+    // Past exp the entry is no longer used, but the skew still accepts the token:
+    // verified again.
+    v.validate_cached(&token, at(NOW + 129), &none, 0, &mut cache)
+        .unwrap();
+    // Past exp + skew: expired, cached or not.
+    let e = v
+        .validate_cached(&token, at(NOW + 130), &none, 0, &mut cache)
+        .unwrap_err();
+    assert_eq!(e.reason, r::TOKEN_EXPIRED);
+    // Before nbf - skew: not yet valid, although the signature is known good.
+    let mut c = claims();
+    c["nbf"] = json!(NOW + 50);
+    let early = hs256(&c);
+    v.validate_cached(&early, at(NOW + 20), &none, 0, &mut cache)
+        .unwrap();
+    let e = v
+        .validate_cached(&early, at(NOW + 19), &none, 0, &mut cache)
+        .unwrap_err();
+    assert_eq!(e.reason, r::TOKEN_NOT_YET_VALID);
+}
+
+#[test]
+fn failures_unsigned_and_exp_less_tokens_are_not_remembered() {
+    let v = hmac_validator();
+    let mut cache = VerifiedTokens::default();
+    let none = KeySet::default();
+    let forged = hs(Algorithm::HS256, None, &claims(), OTHER_SECRET);
+    for _ in 0..2 {
+        let e = v
+            .validate_cached(&forged, now(), &none, 0, &mut cache)
+            .unwrap_err();
+        assert_eq!(e.reason, r::TOKEN_SIGNATURE_INVALID);
+    }
+    let mut cfg = cfg_with(vec![hmac_key(None, SECRET)]);
+    cfg.require_expiration_time = false;
+    let lax = JwtValidator::compile(cfg).unwrap();
+    let mut c = claims();
+    c.as_object_mut().unwrap().remove("exp");
+    lax.validate_cached(&hs256(&c), now(), &none, 0, &mut cache)
+        .unwrap();
+    assert!(cache.is_empty(), "{cache:?}");
+}
+
+#[test]
+fn a_token_verified_under_old_keys_is_verified_again_after_a_key_change() {
+    let (old, new) = (testkeys::rsa(), testkeys::rsa2());
+    let set = |key: &testkeys::RsaKey| {
+        let jwks = json!({"keys": [key.jwk(Some("r1"))]}).to_string();
+        KeySet::from_jwks(&jwks, None).unwrap()
+    };
+    let v = JwtValidator::compile(JwtPolicyConfig {
+        openid_config_urls: vec!["https://idp.example/.well-known/openid-configuration".into()],
+        ..JwtPolicyConfig::default()
+    })
+    .unwrap();
+    let token = testkeys::sign(Algorithm::RS256, Some("r1"), &claims(), &old.encoding);
+    let mut cache = VerifiedTokens::default();
+    v.validate_cached(&token, now(), &set(old), 1, &mut cache)
+        .unwrap();
+    // Same generation: the signature is not checked again (these keys could not
+    // verify it), which is what the cache is for.
+    v.validate_cached(&token, now(), &set(new), 1, &mut cache)
+        .unwrap();
+    // The identity provider rotated its keys: generation 2 has only the new key.
+    let e = v
+        .validate_cached(&token, now(), &set(new), 2, &mut cache)
+        .unwrap_err();
+    assert_eq!(e.reason, r::TOKEN_SIGNATURE_INVALID);
+    // A config compiled again (new validator, other keys) does not trust old entries.
+    let recompiled = JwtValidator::compile(cfg_with(vec![hmac_key(None, SECRET)])).unwrap();
+    assert_ne!(
+        recompiled
+            .validate_cached(&token, now(), &set(old), 1, &mut cache)
+            .map(|_| ()),
+        Ok(())
+    );
+}

@@ -6,12 +6,14 @@
 //! the openid-config fetcher).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use super::cache::{KeySetTag, VerifiedTokens};
 use super::config::{JwtPolicyConfig, RequiredClaim};
 use super::keys::{Alg, VerifyKey};
 use super::openid::KeySet;
@@ -29,6 +31,9 @@ const QUOTE_MAX: usize = 64;
 /// A compiled `validate-jwt`: immutable, `Send + Sync`, shared by every core.
 #[derive(Debug)]
 pub struct JwtValidator {
+    /// Process-unique, new on every compile: names this validator's keys in the
+    /// per-core cache of verified signatures ([`KeySetTag`]).
+    id: u64,
     source: TokenSource,
     require_scheme: Option<String>,
     failed_status: u16,
@@ -144,7 +149,9 @@ impl JwtValidator {
         if !cfg.require_signed_tokens {
             tracing::warn!("validate-jwt with require-signed-tokens=\"false\" accepts unsigned (alg: none) tokens");
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(JwtValidator {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source,
             require_scheme: cfg.require_scheme,
             failed_status: cfg.failed_validation_httpcode,
@@ -242,10 +249,60 @@ impl JwtValidator {
         now: SystemTime,
         openid_keys: &KeySet,
     ) -> Result<Jwt, JwtError> {
+        self.validate_with(token, now, openid_keys, None)
+    }
+
+    /// [`validate`](Self::validate), skipping the signature verification when `cache`
+    /// holds this exact token as verified under the same keys (`openid_generation` is
+    /// the generation of `openid_keys`), and remembering it there otherwise. Every
+    /// other check runs as without the cache.
+    pub fn validate_cached(
+        &self,
+        token: &str,
+        now: SystemTime,
+        openid_keys: &KeySet,
+        openid_generation: u64,
+        cache: &mut VerifiedTokens,
+    ) -> Result<Jwt, JwtError> {
+        let tag = KeySetTag {
+            validator: self.id,
+            openid_generation: if self.openid_config_urls.is_empty() {
+                0
+            } else {
+                openid_generation
+            },
+        };
+        self.validate_with(token, now, openid_keys, Some((cache, tag)))
+    }
+
+    fn validate_with(
+        &self,
+        raw: &str,
+        now: SystemTime,
+        openid_keys: &KeySet,
+        cache: Option<(&mut VerifiedTokens, KeySetTag)>,
+    ) -> Result<Jwt, JwtError> {
         let openid = (!self.openid_config_urls.is_empty()).then_some(openid_keys);
-        let token = decode(token)?;
-        self.check_signature(&token, openid)?;
-        let claims = ClaimView::read(&token)?;
+        let token = decode(raw)?;
+        let now_secs = numeric_now(now);
+        let claims = match cache {
+            Some((cache, tag)) => {
+                let verified = if cache.contains(tag, raw, now_secs) {
+                    None
+                } else {
+                    Some(self.check_signature(&token, openid)?)
+                };
+                let claims = ClaimView::read(&token)?;
+                if let (Some(Signature::Verified), Some(exp)) = (verified, claims.exp) {
+                    cache.insert(tag, raw, exp, now_secs);
+                }
+                claims
+            }
+            None => {
+                self.check_signature(&token, openid)?;
+                ClaimView::read(&token)?
+            }
+        };
         self.check_lifetime(&claims, now)?;
         self.check_audience(&claims.audiences)?;
         self.check_issuer(claims.issuer.as_deref(), openid)?;
@@ -275,7 +332,7 @@ impl JwtValidator {
         &self,
         token: &Decoded<'_>,
         openid: Option<&KeySet>,
-    ) -> Result<(), JwtError> {
+    ) -> Result<Signature, JwtError> {
         if token.alg.eq_ignore_ascii_case("none") {
             if self.require_signed_tokens {
                 return Err(JwtError::new(
@@ -293,7 +350,7 @@ impl JwtValidator {
                     "An unsecured JWT must have an empty signature. Access denied.",
                 ));
             }
-            return Ok(());
+            return Ok(Signature::Unsigned);
         }
         let alg = Alg::from_name(&token.alg).ok_or_else(|| alg_not_allowed(&token.alg))?;
         let message = token.signing_input.as_bytes();
@@ -323,7 +380,7 @@ impl JwtValidator {
             None => seen.try_keys(all(), alg, message, &token.signature),
         }
         if seen.verified {
-            Ok(())
+            Ok(Signature::Verified)
         } else if !seen.candidate {
             Err(JwtError::new(
                 r::TOKEN_SIGNATURE_KEY_NOT_FOUND,
@@ -473,6 +530,15 @@ pub fn parse_unverified(token: &str) -> Result<Jwt, JwtError> {
     let token = decode(token)?;
     let claims = ClaimView::read(&token)?;
     Ok(claims.into_jwt(&token))
+}
+
+/// A signature check that passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    /// A key verified it: worth remembering.
+    Verified,
+    /// `alg: none` accepted because `require-signed-tokens` is false.
+    Unsigned,
 }
 
 /// What signature checking found over the candidate keys.
