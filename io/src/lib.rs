@@ -30,6 +30,12 @@ pub trait Conn {
     fn recv(&mut self, buf: &mut RecvBuf) -> impl Future<Output = io::Result<usize>>;
     /// Writes all of `data`.
     fn send(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// Writes all of `buf`, which the engine may borrow for the operation instead of
+    /// copying it; on return `buf` holds the same bytes (or, if the future was dropped
+    /// mid-flight, is empty). The caller clears it for reuse.
+    fn send_vec(&mut self, buf: &mut Vec<u8>) -> impl Future<Output = io::Result<()>> {
+        async move { self.send(buf).await }
+    }
     /// Signals end of stream to the peer (half close) without dropping the connection.
     fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
 }
@@ -71,6 +77,13 @@ impl Conn for Socket {
         match self {
             Socket::Uring(c) => c.send(data).await,
             Socket::Glommio(c) => c.send(data).await,
+        }
+    }
+
+    async fn send_vec(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Socket::Uring(c) => c.send_vec(buf).await,
+            Socket::Glommio(c) => c.send(buf).await,
         }
     }
 

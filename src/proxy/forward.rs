@@ -555,7 +555,7 @@ async fn send_request(
         }
         if !out.is_empty() {
             up.conn
-                .send(&out)
+                .send_vec(&mut out)
                 .await
                 .map_err(|_| SendFailure::Upstream)?;
             out.clear();
@@ -660,7 +660,7 @@ async fn stream_response(
             }
         }
         if !out.is_empty() {
-            if client.conn.send(&out).await.is_err() {
+            if client.conn.send_vec(&mut out).await.is_err() {
                 return Streamed::Broken;
             }
             out.clear();

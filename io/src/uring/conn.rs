@@ -261,6 +261,16 @@ impl UringConn {
         let mut buf = std::mem::take(&mut self.send_buf);
         buf.clear();
         buf.extend_from_slice(data);
+        let result = self.send_owned(&mut buf).await;
+        if buf.capacity() <= KEEP_SEND_BUF {
+            self.send_buf = buf;
+        }
+        result
+    }
+
+    /// Sends `buf` with the operation owning it meanwhile (no copy); `buf` comes back.
+    async fn send_owned(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let mut buf = std::mem::take(out);
         let mut sent = 0;
         while sent < buf.len() {
             // SAFETY (of the pointer): it points into `buf`, which moves into the
@@ -289,9 +299,7 @@ impl UringConn {
             }
             sent += res as usize;
         }
-        if buf.capacity() <= KEEP_SEND_BUF {
-            self.send_buf = buf;
-        }
+        *out = buf;
         Ok(())
     }
 
@@ -313,6 +321,13 @@ impl Conn for UringConn {
 
     async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         self.send_all(data).await
+    }
+
+    async fn send_vec(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.send_owned(buf).await
     }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
