@@ -221,8 +221,7 @@ impl ValidateJwt {
         match result {
             Ok(jwt) => {
                 if let Some(name) = self.validator.output_token_variable_name() {
-                    cx.variables
-                        .insert(name.to_string(), Value::Jwt(Arc::new(jwt)));
+                    cx.variables.insert(name.to_string(), Value::Jwt(jwt));
                 }
                 Flow::Continue
             }

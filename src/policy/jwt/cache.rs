@@ -2,8 +2,9 @@
 //! presenting the same token again (the common case: an access token is reused for its
 //! whole lifetime) costs a hash and a comparison instead of an RSA or EC verification.
 //!
-//! Only the signature check is remembered; lifetime, audience, issuer and required
-//! claims are checked on every request by the caller. An entry is keyed by the exact
+//! What is remembered is the token decoded and its signature verified (a
+//! [`VerifiedToken`], both pure functions of the token bytes and the keys); lifetime,
+//! audience, issuer and required claims are checked on every request by the caller. An entry is keyed by the exact
 //! token bytes and by the [`KeySetTag`] of the keys it was verified with (a new tag on
 //! every config compile and every openid-config refresh), so a token verified under
 //! keys that have since changed is verified again. An entry is good until the token's
@@ -13,6 +14,9 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use super::validate::VerifiedToken;
 
 /// Entries kept per core.
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -29,12 +33,12 @@ pub struct KeySetTag {
     pub openid_generation: u64,
 }
 
-/// Verified signatures of one core.
+/// Verified tokens of one core (`T` is what is kept per token; a test may keep less).
 #[derive(Debug)]
-pub struct VerifiedTokens {
+pub struct VerifiedTokens<T = Arc<VerifiedToken>> {
     /// Keyed per table, so collisions cannot be planned from outside.
     hasher: RandomState,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Entry<T>>,
     /// Insertion order, oldest first; records of replaced or removed entries are
     /// skipped when met (their sequence number no longer matches).
     order: VecDeque<(u64, u64)>,
@@ -43,22 +47,23 @@ pub struct VerifiedTokens {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<T> {
     tag: KeySetTag,
     /// The whole token: a hit must match it byte for byte, not only its hash.
     token: Box<str>,
     /// The token's `exp` (NumericDate seconds): the entry is not used from then on.
     expires: f64,
     seq: u64,
+    value: T,
 }
 
-impl Default for VerifiedTokens {
+impl<T: Clone> Default for VerifiedTokens<T> {
     fn default() -> Self {
         VerifiedTokens::with_capacity(DEFAULT_CAPACITY)
     }
 }
 
-impl VerifiedTokens {
+impl<T: Clone> VerifiedTokens<T> {
     pub fn with_capacity(capacity: usize) -> Self {
         VerifiedTokens {
             hasher: RandomState::new(),
@@ -78,25 +83,28 @@ impl VerifiedTokens {
         self.entries.is_empty()
     }
 
-    /// Whether `token`'s signature was verified under `tag` and the entry is still
-    /// good at `now` (NumericDate seconds). An expired entry is dropped.
-    pub fn contains(&mut self, tag: KeySetTag, token: &str, now: f64) -> bool {
+    /// What was kept for `token` verified under `tag`, if the entry is still good at
+    /// `now` (NumericDate seconds). An expired entry is dropped.
+    pub fn get(&mut self, tag: KeySetTag, token: &str, now: f64) -> Option<T> {
         let hash = self.hash(tag, token);
-        let Some(entry) = self.entries.get(&hash) else {
-            return false;
-        };
+        let entry = self.entries.get(&hash)?;
         if entry.tag != tag || *entry.token != *token {
-            return false;
+            return None;
         }
         if now < entry.expires {
-            return true;
+            return Some(entry.value.clone());
         }
         self.entries.remove(&hash);
-        false
+        None
     }
 
-    /// Remembers that `token`'s signature verified under `tag`, until `expires`.
-    pub fn insert(&mut self, tag: KeySetTag, token: &str, expires: f64, now: f64) {
+    /// Whether [`get`](Self::get) would answer.
+    pub fn contains(&mut self, tag: KeySetTag, token: &str, now: f64) -> bool {
+        self.get(tag, token, now).is_some()
+    }
+
+    /// Remembers `value` for `token` verified under `tag`, until `expires`.
+    pub fn insert(&mut self, tag: KeySetTag, token: &str, expires: f64, now: f64, value: T) {
         if self.capacity == 0
             || token.len() > MAX_CACHED_TOKEN
             || expires.is_nan()
@@ -119,6 +127,7 @@ impl VerifiedTokens {
                 token: token.into(),
                 expires,
                 seq,
+                value,
             },
         );
         self.order.push_back((hash, seq));
@@ -156,8 +165,8 @@ mod tests {
 
     #[test]
     fn a_hit_needs_the_same_token_and_key_set_and_an_unexpired_entry() {
-        let mut t = VerifiedTokens::default();
-        t.insert(TAG, "a.b.c", 100.0, 10.0);
+        let mut t = VerifiedTokens::<()>::default();
+        t.insert(TAG, "a.b.c", 100.0, 10.0, ());
         assert!(t.contains(TAG, "a.b.c", 10.0));
         assert!(t.contains(TAG, "a.b.c", 99.9));
         assert!(!t.contains(TAG, "a.b.d", 10.0));
@@ -179,25 +188,25 @@ mod tests {
 
     #[test]
     fn expired_huge_or_zero_capacity_entries_are_not_kept() {
-        let mut t = VerifiedTokens::default();
-        t.insert(TAG, "old", 5.0, 10.0);
-        t.insert(TAG, "nan", f64::NAN, 10.0);
-        t.insert(TAG, &"x".repeat(MAX_CACHED_TOKEN + 1), 100.0, 10.0);
+        let mut t = VerifiedTokens::<()>::default();
+        t.insert(TAG, "old", 5.0, 10.0, ());
+        t.insert(TAG, "nan", f64::NAN, 10.0, ());
+        t.insert(TAG, &"x".repeat(MAX_CACHED_TOKEN + 1), 100.0, 10.0, ());
         assert!(t.is_empty());
-        let mut none = VerifiedTokens::with_capacity(0);
-        none.insert(TAG, "t", 100.0, 10.0);
+        let mut none = VerifiedTokens::<()>::with_capacity(0);
+        none.insert(TAG, "t", 100.0, 10.0, ());
         assert!(!none.contains(TAG, "t", 10.0));
     }
 
     #[test]
     fn the_oldest_entry_is_evicted_at_capacity() {
-        let mut t = VerifiedTokens::with_capacity(3);
+        let mut t = VerifiedTokens::<()>::with_capacity(3);
         for name in ["t0", "t1", "t2"] {
-            t.insert(TAG, name, 100.0, 0.0);
+            t.insert(TAG, name, 100.0, 0.0, ());
         }
         // Re-inserting t0 makes it the newest; t1 is now the oldest.
-        t.insert(TAG, "t0", 100.0, 0.0);
-        t.insert(TAG, "t3", 100.0, 0.0);
+        t.insert(TAG, "t0", 100.0, 0.0, ());
+        t.insert(TAG, "t3", 100.0, 0.0, ());
         assert_eq!(t.len(), 3);
         assert!(!t.contains(TAG, "t1", 0.0));
         for name in ["t0", "t2", "t3"] {
@@ -207,9 +216,9 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_under_churn() {
-        let mut t = VerifiedTokens::with_capacity(8);
+        let mut t = VerifiedTokens::<()>::with_capacity(8);
         for i in 0..10_000u32 {
-            t.insert(TAG, &format!("token-{}", i % 20), 1e9, 0.0);
+            t.insert(TAG, &format!("token-{}", i % 20), 1e9, 0.0, ());
             if i % 3 == 0 {
                 // Expired hits remove entries and leave stale order records behind.
                 t.contains(TAG, &format!("token-{}", i % 20), 2e9);

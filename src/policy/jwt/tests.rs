@@ -53,7 +53,10 @@ fn hs(alg: Algorithm, kid: Option<&str>, claims: &Value, secret: &[u8]) -> Strin
     testkeys::sign(alg, kid, claims, &EncodingKey::from_secret(secret))
 }
 
-fn check(v: &JwtValidator, token: &str) -> Result<crate::policy::context::Jwt, JwtError> {
+fn check(
+    v: &JwtValidator,
+    token: &str,
+) -> Result<std::sync::Arc<crate::policy::context::Jwt>, JwtError> {
     v.validate(token, now(), &KeySet::default())
 }
 
@@ -1159,11 +1162,16 @@ fn a_cached_token_still_gets_every_claim_check() {
     let mut cache = VerifiedTokens::default();
     let token = with_claim("exp", json!(NOW + 100));
     let none = KeySet::default();
-    v.validate_cached(&token, now(), &none, 0, &mut cache)
+    let first = v
+        .validate_cached(&token, now(), &none, 0, &mut cache)
         .unwrap();
     assert_eq!(cache.len(), 1, "a verified token is remembered");
-    v.validate_cached(&token, at(NOW + 99), &none, 0, &mut cache)
+    let hit = v
+        .validate_cached(&token, at(NOW + 99), &none, 0, &mut cache)
         .unwrap();
+    // A hit hands out the claims decoded on the miss, identical to an uncached check.
+    assert!(std::sync::Arc::ptr_eq(&first, &hit));
+    assert_eq!(*hit, *v.validate(&token, at(NOW + 99), &none).unwrap());
     // Past exp the entry is no longer used, but the skew still accepts the token:
     // verified again.
     v.validate_cached(&token, at(NOW + 129), &none, 0, &mut cache)

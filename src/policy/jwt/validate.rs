@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -248,12 +249,12 @@ impl JwtValidator {
         token: &str,
         now: SystemTime,
         openid_keys: &KeySet,
-    ) -> Result<Jwt, JwtError> {
+    ) -> Result<Arc<Jwt>, JwtError> {
         self.validate_with(token, now, openid_keys, None)
     }
 
-    /// [`validate`](Self::validate), skipping the signature verification when `cache`
-    /// holds this exact token as verified under the same keys (`openid_generation` is
+    /// [`validate`](Self::validate), skipping decoding and signature verification when
+    /// `cache` holds this exact token as verified under the same keys (`openid_generation` is
     /// the generation of `openid_keys`), and remembering it there otherwise. Every
     /// other check runs as without the cache.
     pub fn validate_cached(
@@ -263,7 +264,7 @@ impl JwtValidator {
         openid_keys: &KeySet,
         openid_generation: u64,
         cache: &mut VerifiedTokens,
-    ) -> Result<Jwt, JwtError> {
+    ) -> Result<Arc<Jwt>, JwtError> {
         let tag = KeySetTag {
             validator: self.id,
             openid_generation: if self.openid_config_urls.is_empty() {
@@ -281,34 +282,48 @@ impl JwtValidator {
         now: SystemTime,
         openid_keys: &KeySet,
         cache: Option<(&mut VerifiedTokens, KeySetTag)>,
-    ) -> Result<Jwt, JwtError> {
+    ) -> Result<Arc<Jwt>, JwtError> {
         let openid = (!self.openid_config_urls.is_empty()).then_some(openid_keys);
-        let token = decode(raw)?;
-        let now_secs = numeric_now(now);
-        let claims = match cache {
+        let verified = match cache {
             Some((cache, tag)) => {
-                let verified = if cache.contains(tag, raw, now_secs) {
-                    None
-                } else {
-                    Some(self.check_signature(&token, openid)?)
-                };
-                let claims = ClaimView::read(&token)?;
-                if let (Some(Signature::Verified), Some(exp)) = (verified, claims.exp) {
-                    cache.insert(tag, raw, exp, now_secs);
+                let now_secs = numeric_now(now);
+                match cache.get(tag, raw, now_secs) {
+                    Some(hit) => hit,
+                    None => {
+                        let (signature, verified) = self.decode_and_verify(raw, openid)?;
+                        if let (Signature::Verified, Some(exp)) = (signature, verified.exp) {
+                            cache.insert(tag, raw, exp, now_secs, verified.clone());
+                        }
+                        verified
+                    }
                 }
-                claims
             }
-            None => {
-                self.check_signature(&token, openid)?;
-                ClaimView::read(&token)?
-            }
+            None => self.decode_and_verify(raw, openid)?.1,
         };
-        self.check_lifetime(&claims, now)?;
-        self.check_audience(&claims.audiences)?;
-        self.check_issuer(claims.issuer.as_deref(), openid)?;
-        let jwt = claims.into_jwt(&token);
-        self.check_required_claims(&jwt)?;
-        Ok(jwt)
+        self.check_lifetime(&verified, now)?;
+        self.check_audience(&verified.jwt.audiences)?;
+        self.check_issuer(verified.jwt.issuer.as_deref(), openid)?;
+        self.check_required_claims(&verified.jwt)?;
+        Ok(verified.jwt.clone())
+    }
+
+    /// Structure and signature checks, then the claims decoded once: what a cache hit
+    /// skips.
+    fn decode_and_verify(
+        &self,
+        raw: &str,
+        openid: Option<&KeySet>,
+    ) -> Result<(Signature, Arc<VerifiedToken>), JwtError> {
+        let token = decode(raw)?;
+        let signature = self.check_signature(&token, openid)?;
+        let claims = ClaimView::read(&token)?;
+        let (exp, nbf) = (claims.exp, claims.nbf);
+        let verified = VerifiedToken {
+            exp,
+            nbf,
+            jwt: Arc::new(claims.into_jwt(&token)),
+        };
+        Ok((signature, Arc::new(verified)))
     }
 
     pub fn openid_config_urls(&self) -> &[String] {
@@ -403,7 +418,7 @@ impl JwtValidator {
         }
     }
 
-    fn check_lifetime(&self, claims: &ClaimView, now: SystemTime) -> Result<(), JwtError> {
+    fn check_lifetime(&self, claims: &VerifiedToken, now: SystemTime) -> Result<(), JwtError> {
         let now = numeric_now(now);
         match claims.exp {
             // RFC 7519 §4.1.4: not accepted on or after exp (here: exp + skew).
@@ -530,6 +545,16 @@ pub fn parse_unverified(token: &str) -> Result<Jwt, JwtError> {
     let token = decode(token)?;
     let claims = ClaimView::read(&token)?;
     Ok(claims.into_jwt(&token))
+}
+
+/// A token whose structure and signature passed, decoded once: what the per-core cache
+/// keeps, so that a token presented again is neither decoded nor verified again.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    /// NumericDate seconds, as the lifetime check compares them.
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    jwt: Arc<Jwt>,
 }
 
 /// A signature check that passed.
