@@ -44,6 +44,16 @@ pub struct Jwt {
 pub struct Headers(pub Vec<(String, String)>);
 
 impl Headers {
+    /// A field value from the wire as text; bytes that are not UTF-8 become U+FFFD.
+    /// `str::from_utf8` first: it checks ASCII a word at a time, where
+    /// `String::from_utf8_lossy` walks byte by byte even when nothing needs replacing.
+    pub fn text(value: &[u8]) -> String {
+        match std::str::from_utf8(value) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(value).into_owned(),
+        }
+    }
+
     /// The values of `name`, joined with "," as APIM does for repeated fields.
     pub fn get(&self, name: &str) -> Option<String> {
         let mut found: Option<String> = None;
@@ -187,4 +197,16 @@ pub struct Context {
     pub after_response: Vec<crate::policy::builtin::limits::AfterResponse>,
     /// The key a cache-lookup missed, for cache-store to fill.
     pub cache_miss: Option<crate::policy::builtin::cache::CacheMiss>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Headers;
+
+    #[test]
+    fn field_text_is_kept_when_utf8_and_replaced_where_not() {
+        assert_eq!(Headers::text(b"Bearer abc"), "Bearer abc");
+        assert_eq!(Headers::text("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(Headers::text(b"a\xffb\xc3"), "a\u{fffd}b\u{fffd}");
+    }
 }

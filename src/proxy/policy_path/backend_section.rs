@@ -421,12 +421,7 @@ fn response_of(resp: &ResponseHead) -> Response {
         headers: Headers(
             resp.headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.clone(),
-                        String::from_utf8_lossy(&h.value).into_owned(),
-                    )
-                })
+                .map(|h| (h.name.clone(), Headers::text(&h.value)))
                 .collect(),
         ),
         body: None,
