@@ -222,6 +222,144 @@ fn cors_preflight_is_answered_at_the_gateway() {
     );
 }
 
+/// An API as APIM users write them: GET and PUT operations only (no OPTIONS), a
+/// subscription required, and a policy before `cors` that a preflight would fail.
+fn cors_gateway_without_options(backend: &Backend) -> Gateway {
+    let yaml = format!(
+        r#"
+subscriptions:
+  - {{ id: s-a, scope: api:api, primaryKey: key-a-0123456789 }}
+apis:
+  - id: api
+    path: api
+    serviceUrl: {}/v1
+    subscriptionRequired: true
+    policies: |
+      <policies>
+        <inbound>
+          <base />
+          <check-header name="X-Client" failed-check-httpcode="403" failed-check-error-message="no client" ignore-case="true" />
+          <cors allow-credentials="true">
+            <allowed-origins><origin>https://app.example.com</origin></allowed-origins>
+            <allowed-methods><method>GET</method><method>PUT</method></allowed-methods>
+            <allowed-headers><header>Content-Type</header></allowed-headers>
+          </cors>
+        </inbound>
+      </policies>
+    operations:
+      - {{ id: get-item, method: GET, urlTemplate: "/items/{{id}}" }}
+      - {{ id: put-item, method: PUT, urlTemplate: "/items/{{id}}" }}
+"#,
+        backend.url()
+    );
+    Gateway::start(&yaml)
+}
+
+#[test]
+fn cors_preflight_is_matched_by_the_requested_method_and_runs_only_cors() {
+    let backend = Backend::echo();
+    let gw = cors_gateway_without_options(&backend);
+    let preflight = |method: &str, path: &str| {
+        send(
+            &gw,
+            "OPTIONS",
+            path,
+            &[
+                ("Origin", "https://app.example.com"),
+                ("Access-Control-Request-Method", method),
+                ("Access-Control-Request-Headers", "content-type"),
+            ],
+            None,
+        )
+    };
+    // No OPTIONS operation, no key, no X-Client: the cors policy alone answers.
+    for method in ["PUT", "GET"] {
+        let r = preflight(method, "/api/items/7");
+        assert_eq!(r.status, 200, "{method}: {}", r.body_str());
+        assert_eq!(
+            r.header("Access-Control-Allow-Origin"),
+            Some("https://app.example.com")
+        );
+        assert!(header_lists(&r, "Access-Control-Allow-Methods", method));
+        assert!(header_lists(
+            &r,
+            "Access-Control-Allow-Headers",
+            "content-type"
+        ));
+        assert!(r.body.is_empty());
+    }
+    // A method no operation takes, or a path none matches: still 404.
+    let r = preflight("DELETE", "/api/items/7");
+    assert_eq!(r.status, 404, "{}", r.body_str());
+    let r = preflight("GET", "/api/other");
+    assert_eq!(r.status, 404, "{}", r.body_str());
+    // An OPTIONS request that is not a preflight is not matched by anything else.
+    let r = send(
+        &gw,
+        "OPTIONS",
+        "/api/items/7",
+        &[("Origin", "https://app.example.com")],
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.body_str());
+    // The actual request still needs its key and passes every policy.
+    let r = get(
+        &gw,
+        "/api/items/7",
+        &[("Origin", "https://app.example.com")],
+    );
+    assert_eq!(r.status, 401, "{}", r.body_str());
+    let r = get(
+        &gw,
+        "/api/items/7",
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Ocp-Apim-Subscription-Key", "key-a-0123456789"),
+        ],
+    );
+    assert_eq!(r.status, 403, "check-header runs: {}", r.body_str());
+    let r = get(
+        &gw,
+        "/api/items/7",
+        &[
+            ("Origin", "https://app.example.com"),
+            ("Ocp-Apim-Subscription-Key", "key-a-0123456789"),
+            ("X-Client", "spa"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        backend.wait_requests(1, WAIT).len(),
+        1,
+        "only the actual request reached the backend"
+    );
+}
+
+#[test]
+fn cors_preflight_from_a_disallowed_origin_is_terminated_without_cors_headers() {
+    let backend = Backend::echo();
+    let gw = cors_gateway_without_options(&backend);
+    let r = send(
+        &gw,
+        "OPTIONS",
+        "/api/items/7",
+        &[
+            ("Origin", "https://evil.example.com"),
+            ("Access-Control-Request-Method", "PUT"),
+        ],
+        None,
+    );
+    // terminate-unmatched-request defaults to true: an empty 200, no CORS headers.
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+    assert!(r.body.is_empty());
+    assert!(backend.requests().is_empty());
+}
+
 #[test]
 fn cors_actual_request_from_an_allowed_origin_gets_allow_origin() {
     let backend = Backend::echo();

@@ -201,7 +201,21 @@ async fn handle(
     if path::has_dot_segment(head.path()) {
         return fail(client, head, settings, Failure::BadPath, false).await;
     }
-    match config.route(&head.host, head.path(), &head.method) {
+    let route = config.route(&head.host, head.path(), &head.method);
+    if let Some(requested) = policy_path::preflight::requested_method(head) {
+        // A CORS preflight: only the cors policies in scope, before the subscription
+        // check; matched by the requested method when no operation takes OPTIONS.
+        let by = match route {
+            RouteMatch::NoOperation { .. } => requested,
+            _ => head.method.as_str(),
+        };
+        if let Some(next) =
+            policy_path::preflight::answer(client, head, &config, by, settings, keep_alive).await
+        {
+            return next;
+        }
+    }
+    match route {
         RouteMatch::NoApi => fail(client, head, settings, Failure::NoApi, keep_alive).await,
         RouteMatch::NoOperation { .. } => {
             fail(client, head, settings, Failure::NoOperation, keep_alive).await

@@ -6,6 +6,7 @@
 //! run synchronously between awaits: no policy holds a core.
 
 mod backend_section;
+pub mod preflight;
 mod redirect;
 
 use super::forward::{self, Answer, Forwarded, ResponseHook, Rewrite};
