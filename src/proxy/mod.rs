@@ -141,7 +141,6 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             }
         }
         let read = if client.buf.is_empty() {
-            let drain = client.core.drain_listener();
             if client.core.is_draining() {
                 return HeadRead::Closed;
             }
@@ -150,6 +149,10 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
                     return HeadRead::Park;
                 }
             }
+            // Only a connection that waits here needs to hear of a drain. Listening
+            // after the check misses nothing: drains start on this core's own thread,
+            // and nothing between the check and here yields.
+            let drain = client.core.drain_listener();
             let idle = Instant::now() + settings.timeouts.keep_alive;
             let recv = deadline::before(idle, client.conn.recv(&mut client.buf));
             match futures_lite::future::or(recv, async {

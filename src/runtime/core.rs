@@ -75,7 +75,8 @@ impl CoreState {
         }
     }
 
-    /// Resolves when a drain starts. Create it before checking [`is_draining`](Self::is_draining).
+    /// Resolves when a drain starts. Create it before yielding after a check of
+    /// [`is_draining`](Self::is_draining) (drains start on the core's own thread).
     pub fn drain_listener(&self) -> EventListener {
         self.drain_event.listen()
     }
