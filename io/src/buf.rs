@@ -84,6 +84,31 @@ impl RecvBuf {
         }
     }
 
+    /// Consumed bytes still in place in front of the unconsumed ones: room to write a
+    /// few bytes (a response head) in front of received bytes that are sent as they are.
+    pub fn headroom(&self) -> usize {
+        self.start
+    }
+
+    /// Lends the storage out with the range of the unconsumed bytes in it, leaving the
+    /// buffer empty (everything consumed): for sending received bytes without copying
+    /// them. Give the storage back with [`restore`](Self::restore).
+    pub fn lend(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
+        let range = self.start..self.end;
+        self.start = 0;
+        self.end = 0;
+        (std::mem::take(&mut self.data), range)
+    }
+
+    /// Takes back storage lent by [`lend`](Self::lend) (empty when the send that held it
+    /// was dropped mid-flight: the buffer then allocates again on its next read).
+    pub fn restore(&mut self, data: Vec<u8>) {
+        debug_assert!(self.is_empty() && self.data.is_empty());
+        self.data = data;
+        self.start = 0;
+        self.end = 0;
+    }
+
     /// Copies bytes in (used by tests and by in-memory callers).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
@@ -103,6 +128,36 @@ impl RecvBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lend_and_restore_keep_the_storage() {
+        let mut b = RecvBuf::new(16, 16);
+        b.extend_from_slice(b"HEAD|body");
+        b.consume(5);
+        assert_eq!(b.headroom(), 5);
+        let (mut data, range) = b.lend();
+        assert_eq!(&data[range.clone()], b"body");
+        assert!(b.is_empty());
+        let ptr = data.as_ptr();
+        data[range.start - 2..range.start].copy_from_slice(b"h:");
+        assert_eq!(&data[range.start - 2..range.end], b"h:body");
+        b.restore(data);
+        assert!(b.is_empty());
+        assert_eq!(b.headroom(), 0);
+        b.extend_from_slice(b"next");
+        assert_eq!(b.filled(), b"next");
+        assert_eq!(
+            b.spare().len(),
+            12,
+            "the same 16 bytes, not a new allocation"
+        );
+        assert_eq!(b.filled().as_ptr(), ptr);
+        // Storage lost with a dropped send: the buffer allocates again.
+        let (_, _) = b.lend();
+        b.restore(Vec::new());
+        b.extend_from_slice(b"again");
+        assert_eq!(b.filled(), b"again");
+    }
 
     #[test]
     fn consume_compact_and_grow() {

@@ -36,6 +36,14 @@ pub trait Conn {
     fn send_vec(&mut self, buf: &mut Vec<u8>) -> impl Future<Output = io::Result<()>> {
         async move { self.send(buf).await }
     }
+    /// [`send_vec`](Self::send_vec) of `buf[range]`.
+    fn send_vec_range(
+        &mut self,
+        buf: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> impl Future<Output = io::Result<()>> {
+        async move { self.send(&buf[range]).await }
+    }
     /// Signals end of stream to the peer (half close) without dropping the connection.
     fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
 }
@@ -84,6 +92,17 @@ impl Conn for Socket {
         match self {
             Socket::Uring(c) => c.send_vec(buf).await,
             Socket::Glommio(c) => c.send(buf).await,
+        }
+    }
+
+    async fn send_vec_range(
+        &mut self,
+        buf: &mut Vec<u8>,
+        range: std::ops::Range<usize>,
+    ) -> io::Result<()> {
+        match self {
+            Socket::Uring(c) => c.send_vec_range(buf, range).await,
+            Socket::Glommio(c) => c.send(&buf[range]).await,
         }
     }
 

@@ -515,6 +515,7 @@ async fn send_request(
     out.extend_from_slice(head_bytes);
     let mut total: u64 = 0;
     loop {
+        let mut in_place = false;
         loop {
             let d = decoder
                 .decode(client.buf.filled())
@@ -524,6 +525,17 @@ async fn send_request(
                 total += data.len() as u64;
                 if api.max_request_body.is_some_and(|max| total > max) {
                     return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
+                }
+                // As in stream_response: body bytes that are all the buffer holds go
+                // out from the buffer itself, `out` written in front of them.
+                if !chunked
+                    && d.data.start == 0
+                    && d.data.end == d.consumed
+                    && d.consumed == client.buf.len()
+                    && out.len() <= client.buf.headroom()
+                {
+                    in_place = true;
+                    break;
                 }
                 if chunked {
                     write_chunk_header(data.len(), &mut out);
@@ -553,7 +565,15 @@ async fn send_request(
         {
             return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
         }
-        if !out.is_empty() {
+        if in_place {
+            let (mut storage, range) = client.buf.lend();
+            let from = range.start - out.len();
+            storage[from..range.start].copy_from_slice(&out);
+            out.clear();
+            let sent = up.conn.send_vec_range(&mut storage, from..range.end).await;
+            client.buf.restore(storage);
+            sent.map_err(|_| SendFailure::Upstream)?;
+        } else if !out.is_empty() {
             up.conn
                 .send_vec(&mut out)
                 .await
@@ -625,6 +645,7 @@ async fn stream_response(
     let mut decoder = BodyDecoder::new(resp.body, settings.limits.max_header_bytes);
     loop {
         let mut finished = false;
+        let mut in_place = false;
         loop {
             let d = match decoder.decode(up.buf.filled()) {
                 Ok(d) => d,
@@ -633,6 +654,20 @@ async fn stream_response(
                     return Streamed::Broken;
                 }
             };
+            // Body bytes that are all the buffer holds go out from the buffer itself,
+            // with what `out` holds (the head, on the first pass) written into the
+            // consumed space in front of them: no copy of the body in user space.
+            if framing != OutFraming::Chunked
+                && !d.data.is_empty()
+                && d.data.start == 0
+                && d.data.end == d.consumed
+                && d.consumed == up.buf.len()
+                && out.len() <= up.buf.headroom()
+            {
+                finished = d.done;
+                in_place = true;
+                break;
+            }
             let data = &up.buf.filled()[d.data.clone()];
             if !data.is_empty() {
                 if framing == OutFraming::Chunked {
@@ -659,7 +694,20 @@ async fn stream_response(
                 break;
             }
         }
-        if !out.is_empty() {
+        if in_place {
+            let (mut storage, range) = up.buf.lend();
+            let from = range.start - out.len();
+            storage[from..range.start].copy_from_slice(&out);
+            out.clear();
+            let sent = client
+                .conn
+                .send_vec_range(&mut storage, from..range.end)
+                .await;
+            up.buf.restore(storage);
+            if sent.is_err() {
+                return Streamed::Broken;
+            }
+        } else if !out.is_empty() {
             if client.conn.send_vec(&mut out).await.is_err() {
                 return Streamed::Broken;
             }

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::fd::{BorrowedFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -261,24 +262,27 @@ impl UringConn {
         let mut buf = std::mem::take(&mut self.send_buf);
         buf.clear();
         buf.extend_from_slice(data);
-        let result = self.send_owned(&mut buf).await;
+        let len = buf.len();
+        let result = self.send_owned(&mut buf, 0..len).await;
         if buf.capacity() <= KEEP_SEND_BUF {
             self.send_buf = buf;
         }
         result
     }
 
-    /// Sends `buf` with the operation owning it meanwhile (no copy); `buf` comes back.
-    async fn send_owned(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+    /// Sends `buf[range]` with the operation owning `buf` meanwhile (no copy); `buf`
+    /// comes back.
+    async fn send_owned(&mut self, out: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
         let mut buf = std::mem::take(out);
-        let mut sent = 0;
-        while sent < buf.len() {
+        let end = range.end.min(buf.len());
+        let mut sent = range.start.min(end);
+        while sent < end {
             // SAFETY (of the pointer): it points into `buf`, which moves into the
             // operation's slot with its heap allocation unchanged.
             let sqe = opcode::Send::new(
                 types::Fd(self.fd),
-                buf[sent..].as_ptr(),
-                (buf.len() - sent).min(u32::MAX as usize) as u32,
+                buf[sent..end].as_ptr(),
+                (end - sent).min(u32::MAX as usize) as u32,
             )
             .flags(libc::MSG_NOSIGNAL)
             .build();
@@ -327,7 +331,15 @@ impl Conn for UringConn {
         if buf.is_empty() {
             return Ok(());
         }
-        self.send_owned(buf).await
+        let len = buf.len();
+        self.send_owned(buf, 0..len).await
+    }
+
+    async fn send_vec_range(&mut self, buf: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.send_owned(buf, range).await
     }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
