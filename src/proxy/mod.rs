@@ -208,9 +208,13 @@ async fn handle(
     if let Some(requested) = policy_path::preflight::requested_method(head) {
         // A CORS preflight: only the cors policies in scope, before the subscription
         // check; matched by the requested method when no operation takes OPTIONS.
+        let rerouted;
         let by = match route {
-            RouteMatch::NoOperation { .. } => requested,
-            _ => head.method.as_str(),
+            RouteMatch::NoOperation { .. } => {
+                rerouted = config.route(&head.host, head.path(), requested);
+                &rerouted
+            }
+            _ => &route,
         };
         if let Some(next) =
             policy_path::preflight::answer(client, head, &config, by, settings, keep_alive).await

@@ -12,7 +12,7 @@
 
 use super::{answer_from_context, build_context, Matched};
 use crate::config::{CompiledConfig, RouteMatch, Settings};
-use crate::http::RequestHead;
+use crate::http::{headers, RequestHead};
 use crate::policy::builtin::Policy;
 use crate::policy::pipeline::{self, Flow, Section};
 use crate::proxy::subscription::KeyPlace;
@@ -25,27 +25,25 @@ pub fn requested_method(head: &RequestHead) -> Option<&str> {
     if head.method != "OPTIONS" {
         return None;
     }
-    let field = |name: &str| {
-        head.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
-    };
-    field("Origin")?;
-    let method = std::str::from_utf8(field("Access-Control-Request-Method")?).ok()?;
+    headers::get(&head.headers, "Origin")?;
+    let method = std::str::from_utf8(headers::get(
+        &head.headers,
+        "Access-Control-Request-Method",
+    )?)
+    .ok()?;
     let method = method.trim();
     (!method.is_empty()).then_some(method)
 }
 
-/// Answers the preflight `head` with the `cors` policies of the operation that
-/// `route_method` selects (the request's own method when an operation matched it, the
-/// requested method when none did). `None`: no `cors` policy answered; the caller goes
-/// on as without this.
+/// Answers the preflight `head` with the `cors` policies of the operation `route`
+/// found (by the request's own method when an operation takes it, by the requested
+/// method when none did). `None`: no `cors` policy answered; the caller goes on as
+/// without this.
 pub async fn answer(
     client: &mut Client,
     head: &RequestHead,
     config: &CompiledConfig,
-    route_method: &str,
+    route: &RouteMatch<'_>,
     settings: &Settings,
     keep_alive: bool,
 ) -> Option<Next> {
@@ -54,7 +52,7 @@ pub async fn answer(
         operation,
         suffix,
         params,
-    } = config.route(&head.host, head.path(), route_method)
+    } = route
     else {
         return None;
     };
@@ -73,7 +71,7 @@ pub async fn answer(
         api,
         operation,
         suffix,
-        params: &params,
+        params,
         subscription: None,
         key_place: KeyPlace::default(),
         pipeline,
