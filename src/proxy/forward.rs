@@ -16,8 +16,10 @@ use crate::http::headers::is_hop_by_hop;
 use crate::http::write::{
     reason_phrase, write_chunk_header, write_header, write_last_chunk, write_status_line,
 };
-use crate::http::{parse_response_head, BodyDecoder, BodyKind, RequestHead, ResponseHead, Version};
-use crate::io::Conn;
+use crate::http::{
+    parse_response_head, BodyDecoder, BodyKind, Decoded, RequestHead, ResponseHead, Version,
+};
+use crate::io::{Conn, RecvBuf};
 use crate::upstream::{self, ConnectError, Upstream};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -493,6 +495,35 @@ pub async fn local(client: &mut Client, failure: Failure, keep_alive: bool) -> N
     Next::KeepAlive
 }
 
+/// Whether the body bytes `d` decoded can go out from `buf` itself instead of being
+/// copied: they are all the buffer holds, and the `prefix` bytes to send before them (a
+/// head, on the first pass) fit in the consumed space in front. The caller checks that
+/// the outgoing framing passes bytes through (not re-chunked).
+fn sendable_in_place(d: &Decoded, buf: &RecvBuf, prefix: usize) -> bool {
+    !d.data.is_empty()
+        && d.data.start == 0
+        && d.data.end == d.consumed
+        && d.consumed == buf.len()
+        && prefix <= buf.headroom()
+}
+
+/// Sends `out` followed by everything `buf` holds, without copying the body: `buf`'s
+/// storage is lent to the send with `out` written in front of its bytes, and comes back
+/// empty (all consumed). `out` is cleared.
+async fn send_in_place(
+    conn: &mut impl Conn,
+    buf: &mut RecvBuf,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let (mut storage, range) = buf.lend();
+    let from = range.start - out.len();
+    storage[from..range.start].copy_from_slice(out);
+    out.clear();
+    let sent = conn.send_vec_range(&mut storage, from..range.end).await;
+    buf.restore(storage);
+    sent
+}
+
 /// Sends the head and streams the request body, re-encoding chunked bodies.
 async fn send_request(
     client: &mut Client,
@@ -526,14 +557,7 @@ async fn send_request(
                 if api.max_request_body.is_some_and(|max| total > max) {
                     return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
                 }
-                // As in stream_response: body bytes that are all the buffer holds go
-                // out from the buffer itself, `out` written in front of them.
-                if !chunked
-                    && d.data.start == 0
-                    && d.data.end == d.consumed
-                    && d.consumed == client.buf.len()
-                    && out.len() <= client.buf.headroom()
-                {
+                if !chunked && sendable_in_place(&d, &client.buf, out.len()) {
                     in_place = true;
                     break;
                 }
@@ -566,13 +590,9 @@ async fn send_request(
             return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
         }
         if in_place {
-            let (mut storage, range) = client.buf.lend();
-            let from = range.start - out.len();
-            storage[from..range.start].copy_from_slice(&out);
-            out.clear();
-            let sent = up.conn.send_vec_range(&mut storage, from..range.end).await;
-            client.buf.restore(storage);
-            sent.map_err(|_| SendFailure::Upstream)?;
+            send_in_place(&mut up.conn, &mut client.buf, &mut out)
+                .await
+                .map_err(|_| SendFailure::Upstream)?;
         } else if !out.is_empty() {
             up.conn
                 .send_vec(&mut out)
@@ -654,16 +674,7 @@ async fn stream_response(
                     return Streamed::Broken;
                 }
             };
-            // Body bytes that are all the buffer holds go out from the buffer itself,
-            // with what `out` holds (the head, on the first pass) written into the
-            // consumed space in front of them: no copy of the body in user space.
-            if framing != OutFraming::Chunked
-                && !d.data.is_empty()
-                && d.data.start == 0
-                && d.data.end == d.consumed
-                && d.consumed == up.buf.len()
-                && out.len() <= up.buf.headroom()
-            {
+            if framing != OutFraming::Chunked && sendable_in_place(&d, &up.buf, out.len()) {
                 finished = d.done;
                 in_place = true;
                 break;
@@ -695,16 +706,10 @@ async fn stream_response(
             }
         }
         if in_place {
-            let (mut storage, range) = up.buf.lend();
-            let from = range.start - out.len();
-            storage[from..range.start].copy_from_slice(&out);
-            out.clear();
-            let sent = client
-                .conn
-                .send_vec_range(&mut storage, from..range.end)
-                .await;
-            up.buf.restore(storage);
-            if sent.is_err() {
+            if send_in_place(&mut client.conn, &mut up.buf, &mut out)
+                .await
+                .is_err()
+            {
                 return Streamed::Broken;
             }
         } else if !out.is_empty() {
