@@ -5,23 +5,15 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+mod common;
 
-/// Kills the child when dropped, so a failing test leaves no server behind.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{loadgen, Guard, BIN, MIN};
 
 /// Starts `loadgen serve` on an ephemeral port; returns the guard and the port.
 fn serve(extra: &[&str]) -> (Guard, u16) {
@@ -51,68 +43,11 @@ fn serve(extra: &[&str]) -> (Guard, u16) {
     (guard, port)
 }
 
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Output {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("bad JSON ({e}): {:?}\nstderr: {}", self.stdout, self.stderr)
-        })
-    }
-}
-
-/// Runs loadgen with `args`; kills it and fails after `limit`.
-fn loadgen(args: &[&str], limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn loadgen");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut guard = Guard(child);
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            panic!("loadgen {args:?} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-        elapsed: start.elapsed(),
-    }
-}
-
 fn assert_no_errors(v: &Value) {
     for kind in ["connect", "timeout", "reset", "malformed", "closed"] {
         assert_eq!(v["errors"][kind], 0, "errors.{kind} in {v}");
     }
 }
-
-const MIN: Duration = Duration::from_secs(60);
 
 #[test]
 fn exact_count_closed_loop() {

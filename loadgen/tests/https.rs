@@ -6,16 +6,17 @@
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+mod common;
+
+use common::{loadgen, MIN};
+
 const BODY: &[u8] = b"hello over tls";
 
 /// A threaded HTTPS/1.1 server: answers every request on a keep-alive connection
@@ -91,56 +92,6 @@ fn serve_tls(tcp: TcpStream, config: Arc<ServerConfig>, req: &AtomicUsize, hs: &
     }
 }
 
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// Runs loadgen with `args`; fails the test if it has not finished within `limit`.
-fn loadgen(args: &[&str], limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn loadgen");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loadgen {args:?} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        code: status.code(),
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-        elapsed: start.elapsed(),
-    }
-}
-
-const MIN: Duration = Duration::from_secs(60);
-
 #[test]
 fn https_counts_are_exact_on_both_io_paths_and_pipelined() {
     let server = tls_server();
@@ -164,8 +115,8 @@ fn https_counts_are_exact_on_both_io_paths_and_pipelined() {
                 &url,
             ];
             let out = loadgen(&args, MIN);
-            assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
-            let v: Value = serde_json::from_str(&out.stdout).unwrap();
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+            let v = out.json();
             assert_eq!(v["requests"], 400, "{args:?}: {v}");
             assert_eq!(v["status"], serde_json::json!({"200": 400}), "{args:?}");
             for kind in ["connect", "timeout", "reset", "malformed", "closed"] {
@@ -190,7 +141,7 @@ fn certificates_are_verified_unless_insecure() {
     let server = tls_server();
     let url = format!("https://127.0.0.1:{}/", server.port);
     let out = loadgen(&["-n", "10", "-c", "1", "-t", "1", &url], MIN);
-    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
     let msg = out.stderr.trim();
     assert!(
         msg.starts_with(&format!("loadgen: connect to 127.0.0.1:{}:", server.port))
@@ -220,7 +171,7 @@ fn a_target_that_does_not_speak_tls_fails_clearly() {
         &["--insecure", "-d", "30s", "-c", "2", "-t", "1", &url],
         Duration::from_secs(20),
     );
-    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
     let msg = out.stderr.trim();
     assert!(
         msg.starts_with(&format!("loadgen: connect to 127.0.0.1:{port}:"))
