@@ -175,23 +175,35 @@ fn header_lists(r: &Response, name: &str, item: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(item))
 }
 
+/// A CORS preflight: OPTIONS with `Origin`, `Access-Control-Request-Method` and,
+/// when given, `Access-Control-Request-Headers`.
+fn preflight(
+    gw: &Gateway,
+    path: &str,
+    origin: &str,
+    method: &str,
+    request_headers: Option<&str>,
+) -> Response {
+    let mut fields = vec![
+        ("Origin", origin),
+        ("Access-Control-Request-Method", method),
+    ];
+    if let Some(h) = request_headers {
+        fields.push(("Access-Control-Request-Headers", h));
+    }
+    send(gw, "OPTIONS", path, &fields, None)
+}
+
 #[test]
 fn cors_preflight_is_answered_at_the_gateway() {
     let backend = Backend::echo();
     let gw = cors_gateway(&backend);
-    let r = send(
+    let r = preflight(
         &gw,
-        "OPTIONS",
         "/api/items/7",
-        &[
-            ("Origin", "https://app.example.com"),
-            ("Access-Control-Request-Method", "PUT"),
-            (
-                "Access-Control-Request-Headers",
-                "content-type, x-request-id",
-            ),
-        ],
-        None,
+        "https://app.example.com",
+        "PUT",
+        Some("content-type, x-request-id"),
     );
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(
@@ -259,22 +271,18 @@ apis:
 fn cors_preflight_is_matched_by_the_requested_method_and_runs_only_cors() {
     let backend = Backend::echo();
     let gw = cors_gateway_without_options(&backend);
-    let preflight = |method: &str, path: &str| {
-        send(
+    let ask = |method: &str, path: &str| {
+        preflight(
             &gw,
-            "OPTIONS",
             path,
-            &[
-                ("Origin", "https://app.example.com"),
-                ("Access-Control-Request-Method", method),
-                ("Access-Control-Request-Headers", "content-type"),
-            ],
-            None,
+            "https://app.example.com",
+            method,
+            Some("content-type"),
         )
     };
     // No OPTIONS operation, no key, no X-Client: the cors policy alone answers.
     for method in ["PUT", "GET"] {
-        let r = preflight(method, "/api/items/7");
+        let r = ask(method, "/api/items/7");
         assert_eq!(r.status, 200, "{method}: {}", r.body_str());
         assert_eq!(
             r.header("Access-Control-Allow-Origin"),
@@ -289,9 +297,9 @@ fn cors_preflight_is_matched_by_the_requested_method_and_runs_only_cors() {
         assert!(r.body.is_empty());
     }
     // A method no operation takes, or a path none matches: still 404.
-    let r = preflight("DELETE", "/api/items/7");
+    let r = ask("DELETE", "/api/items/7");
     assert_eq!(r.status, 404, "{}", r.body_str());
-    let r = preflight("GET", "/api/other");
+    let r = ask("GET", "/api/other");
     assert_eq!(r.status, 404, "{}", r.body_str());
     // An OPTIONS request that is not a preflight is not matched by anything else.
     let r = send(
@@ -343,16 +351,7 @@ fn cors_preflight_is_matched_by_the_requested_method_and_runs_only_cors() {
 fn cors_preflight_from_a_disallowed_origin_is_terminated_without_cors_headers() {
     let backend = Backend::echo();
     let gw = cors_gateway_without_options(&backend);
-    let r = send(
-        &gw,
-        "OPTIONS",
-        "/api/items/7",
-        &[
-            ("Origin", "https://evil.example.com"),
-            ("Access-Control-Request-Method", "PUT"),
-        ],
-        None,
-    );
+    let r = preflight(&gw, "/api/items/7", "https://evil.example.com", "PUT", None);
     // terminate-unmatched-request defaults to true: an empty 200, no CORS headers.
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(r.header("Access-Control-Allow-Origin"), None);
@@ -395,37 +394,21 @@ fn cors_disallowed_origin_gets_no_cors_headers() {
             "/api/items/7",
             &[("Origin", "https://evil.example.com")],
         ),
-        send(
-            &gw,
-            "OPTIONS",
-            "/api/items/7",
-            &[
-                ("Origin", "https://evil.example.com"),
-                ("Access-Control-Request-Method", "PUT"),
-            ],
-            None,
-        ),
+        preflight(&gw, "/api/items/7", "https://evil.example.com", "PUT", None),
         // Allowed origin, but a method or a header the policy does not allow.
-        send(
+        preflight(
             &gw,
-            "OPTIONS",
             "/api/items/7",
-            &[
-                ("Origin", "https://app.example.com"),
-                ("Access-Control-Request-Method", "DELETE"),
-            ],
+            "https://app.example.com",
+            "DELETE",
             None,
         ),
-        send(
+        preflight(
             &gw,
-            "OPTIONS",
             "/api/items/7",
-            &[
-                ("Origin", "https://app.example.com"),
-                ("Access-Control-Request-Method", "GET"),
-                ("Access-Control-Request-Headers", "x-secret"),
-            ],
-            None,
+            "https://app.example.com",
+            "GET",
+            Some("x-secret"),
         ),
     ] {
         for h in [
