@@ -1,8 +1,19 @@
 //! A receive buffer with read and write cursors, so that consuming a request head does
 //! not move the bytes behind it (pipelined requests, body bytes). It grows only up to a
 //! limit set by its owner, and gives its memory back when a connection goes idle.
+//!
+//! Two things keep body bytes from being copied or touched more than once. Reads can
+//! start a few bytes into the storage ([`RecvBuf::with_headroom`]), so that a rewritten
+//! head a little longer than the one received still fits in front of the body that
+//! follows it and both go out in one send from this storage. And bytes copied in with
+//! [`RecvBuf::fill_from`] land in memory that was never zeroed, in a buffer grown once
+//! to what is waiting rather than doubled step by step.
 
 /// Bytes received from a peer and not consumed yet: `data[start..end]`.
+///
+/// `data.len()` is how much of the storage is initialised (`end <= data.len()`), its
+/// capacity how much there is. An unallocated buffer has `start == end == 0`; an
+/// allocated one keeps `start >= reserved`.
 #[derive(Debug)]
 pub struct RecvBuf {
     data: Vec<u8>,
@@ -10,17 +21,26 @@ pub struct RecvBuf {
     end: usize,
     initial: usize,
     max: usize,
+    /// Bytes kept free in front of the first byte read into empty storage.
+    reserved: usize,
 }
 
 impl RecvBuf {
     /// A buffer that allocates `initial` bytes on first use and may grow to `max`.
     pub fn new(initial: usize, max: usize) -> Self {
+        Self::with_headroom(initial, max, 0)
+    }
+
+    /// Like [`new`](Self::new), with `headroom` bytes kept free in front of the first
+    /// byte read into empty storage (besides the `max` bytes the buffer may hold).
+    pub fn with_headroom(initial: usize, max: usize, headroom: usize) -> Self {
         Self {
             data: Vec::new(),
             start: 0,
             end: 0,
             initial: initial.max(1),
             max: max.max(initial.max(1)),
+            reserved: headroom,
         }
     }
 
@@ -41,9 +61,13 @@ impl RecvBuf {
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+            self.reset_cursors();
         }
+    }
+
+    /// Bytes of storage held (0 when nothing is allocated).
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
     }
 
     /// True when the buffer holds `max` unconsumed bytes and cannot take more.
@@ -51,21 +75,66 @@ impl RecvBuf {
         self.len() >= self.max
     }
 
-    /// Free space to read into, after making room (compacting or growing up to `max`).
-    /// Empty only when the buffer is full.
-    pub fn spare(&mut self) -> &mut [u8] {
-        if self.data.is_empty() {
-            self.data = vec![0; self.initial];
+    /// Empty: reads start again just after the headroom.
+    fn reset_cursors(&mut self) {
+        let at = if self.data.capacity() == 0 {
+            0
+        } else {
+            self.reserved
+        };
+        self.start = at;
+        self.end = at;
+    }
+
+    /// Makes room for up to `want` more bytes after `end` (at least one while the
+    /// buffer is not full): allocates on first use, compacts when the end of the
+    /// storage is reached, and otherwise grows once, to the next power of two that
+    /// holds what is wanted, capped at `max`. Returns the room there is.
+    fn make_room(&mut self, want: usize) -> usize {
+        let want = want.max(1);
+        if self.data.capacity() == 0 {
+            let cap = (self.reserved + want)
+                .next_power_of_two()
+                .clamp(self.reserved + self.initial, self.reserved + self.max);
+            self.data = Vec::with_capacity(cap);
+            // The headroom is written over before it is sent: zero it once so that
+            // every byte before `end` is initialised.
+            self.data.resize(self.reserved, 0);
+            self.start = self.reserved;
+            self.end = self.reserved;
         }
-        if self.end == self.data.len() {
-            if self.start > 0 {
-                self.data.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else if self.data.len() < self.max {
-                let new_len = (self.data.len() * 2).min(self.max);
-                self.data.resize(new_len, 0);
-            }
+        let room = self.data.capacity() - self.end;
+        if room >= want {
+            return room;
+        }
+        if self.start > self.reserved && (room == 0 || self.len() + want <= self.max) {
+            self.data.copy_within(self.start..self.end, self.reserved);
+            self.end -= self.start - self.reserved;
+            self.start = self.reserved;
+            self.data.truncate(self.end);
+        }
+        let room = self.data.capacity() - self.end;
+        let limit = self.reserved + self.max;
+        if room < want && self.data.capacity() < limit {
+            let cap = (self.end + want)
+                .next_power_of_two()
+                .max(self.data.capacity() * 2)
+                .min(limit);
+            // Only the initialised bytes up to `end` are worth moving.
+            self.data.truncate(self.end);
+            self.data.reserve_exact(cap - self.end);
+        }
+        self.data.capacity() - self.end
+    }
+
+    /// Free space to read into, after making room (compacting or growing up to `max`).
+    /// Empty only when the buffer is full. The space is zeroed the first time it is
+    /// handed out; [`fill_from`](Self::fill_from) is the way in that skips that.
+    pub fn spare(&mut self) -> &mut [u8] {
+        self.make_room(1);
+        let cap = self.data.capacity();
+        if self.data.len() < cap {
+            self.data.resize(cap, 0);
         }
         &mut self.data[self.end..]
     }
@@ -73,6 +142,24 @@ impl RecvBuf {
     /// Records that `n` bytes were written into the slice returned by [`spare`](Self::spare).
     pub fn commit(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
+    }
+
+    /// Copies as much of `src` as fits in and returns how much that was, making room
+    /// first for all of `waiting` bytes (what the caller has queued, `src` included) so
+    /// the storage grows at most once for them. Nothing is zeroed on the way.
+    pub fn fill_from(&mut self, src: &[u8], waiting: usize) -> usize {
+        let room = self.make_room(waiting.max(src.len()));
+        let n = room.min(src.len());
+        let (src, end) = (&src[..n], self.end + n);
+        if end <= self.data.len() {
+            self.data[self.end..end].copy_from_slice(src);
+        } else {
+            // What lies past `end` was never read: write over it.
+            self.data.truncate(self.end);
+            self.data.extend_from_slice(src);
+        }
+        self.end = end;
+        n
     }
 
     /// Releases the memory of an empty buffer (an idle keep-alive connection keeps none).
@@ -84,8 +171,8 @@ impl RecvBuf {
         }
     }
 
-    /// Consumed bytes still in place in front of the unconsumed ones: room to write a
-    /// few bytes (a response head) in front of received bytes that are sent as they are.
+    /// Consumed bytes (and the headroom) still in place in front of the unconsumed
+    /// ones: room to write a head in front of received bytes that are sent as they are.
     pub fn headroom(&self) -> usize {
         self.start
     }
@@ -103,23 +190,25 @@ impl RecvBuf {
     /// Takes back storage lent by [`lend`](Self::lend) (empty when the send that held it
     /// was dropped mid-flight: the buffer then allocates again on its next read).
     pub fn restore(&mut self, data: Vec<u8>) {
-        debug_assert!(self.is_empty() && self.data.is_empty());
+        debug_assert!(self.is_empty() && self.data.capacity() == 0);
         self.data = data;
-        self.start = 0;
-        self.end = 0;
+        if self.data.len() < self.reserved && self.data.capacity() > 0 {
+            self.data.resize(self.reserved.min(self.data.capacity()), 0);
+        }
+        if self.data.capacity() < self.reserved + 1 {
+            self.data = Vec::new();
+        }
+        self.reset_cursors();
     }
 
     /// Copies bytes in (used by tests and by in-memory callers).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while !rest.is_empty() {
-            let spare = self.spare();
-            if spare.is_empty() {
+            let n = self.fill_from(rest, rest.len());
+            if n == 0 {
                 return;
             }
-            let n = spare.len().min(rest.len());
-            spare[..n].copy_from_slice(&rest[..n]);
-            self.commit(n);
             rest = &rest[n..];
         }
     }
@@ -157,6 +246,64 @@ mod tests {
         b.restore(Vec::new());
         b.extend_from_slice(b"again");
         assert_eq!(b.filled(), b"again");
+    }
+
+    #[test]
+    fn headroom_is_kept_in_front_of_what_is_read() {
+        let mut b = RecvBuf::with_headroom(8, 64, 16);
+        assert_eq!(b.headroom(), 0, "nothing allocated yet");
+        b.extend_from_slice(b"HEAD|body");
+        assert_eq!(b.filled(), b"HEAD|body");
+        assert_eq!(b.headroom(), 16);
+        b.consume(5);
+        assert_eq!(b.headroom(), 21);
+        // A head 20 bytes long fits in front of the body, in the same storage.
+        let (mut data, range) = b.lend();
+        data[range.start - 20..range.start].copy_from_slice(b"a longer head, 20 b|");
+        assert_eq!(
+            &data[range.start - 20..range.end],
+            b"a longer head, 20 b|body"
+        );
+        b.restore(data);
+        assert!(b.is_empty());
+        assert_eq!(b.headroom(), 16, "back to the reserve once empty");
+        // Compaction keeps the reserve too.
+        b.extend_from_slice(&[b'x'; 60]);
+        b.consume(50);
+        b.extend_from_slice(&[b'y'; 50]);
+        assert_eq!(b.len(), 60);
+        assert_eq!(b.headroom(), 16);
+        assert_eq!(&b.filled()[..10], &[b'x'; 10]);
+        assert_eq!(&b.filled()[10..], &[b'y'; 50][..]);
+    }
+
+    #[test]
+    fn fill_from_grows_once_to_what_is_waiting() {
+        let mut b = RecvBuf::with_headroom(1024, 40 * 1024, 256);
+        let chunk = vec![7u8; 16 * 1024];
+        // 20 KiB waiting, 16 KiB in this chunk: one allocation that holds it all.
+        assert_eq!(b.fill_from(&chunk, 20 * 1024), chunk.len());
+        let cap = b.capacity();
+        assert!(cap >= 256 + 20 * 1024, "{cap}");
+        assert_eq!(b.fill_from(&chunk[..4096], 4096), 4096);
+        assert_eq!(b.capacity(), cap, "no second allocation");
+        assert_eq!(b.len(), 20 * 1024);
+        assert!(b.filled().iter().all(|&x| x == 7));
+        // Never past `max`, however much is waiting.
+        let big = vec![1u8; 64 * 1024];
+        let n = b.fill_from(&big, big.len());
+        assert_eq!(b.len(), 40 * 1024);
+        assert_eq!(n, 20 * 1024);
+        assert!(b.is_full());
+        assert_eq!(b.fill_from(&big, big.len()), 0);
+        // spare() hands out zeroed bytes even where fill_from left memory unwritten.
+        let mut b = RecvBuf::new(8, 32);
+        assert_eq!(b.fill_from(b"abc", 20), 3);
+        let spare = b.spare();
+        assert!(spare.iter().all(|&x| x == 0));
+        spare[..2].copy_from_slice(b"de");
+        b.commit(2);
+        assert_eq!(b.filled(), b"abcde");
     }
 
     #[test]

@@ -203,10 +203,7 @@ impl UringConn {
         if sock.queued > 0 {
             let mut copied = 0;
             if sock.spill_at < sock.spill.len() {
-                let spare = buf.spare();
-                let n = spare.len().min(sock.spill.len() - sock.spill_at);
-                spare[..n].copy_from_slice(&sock.spill[sock.spill_at..sock.spill_at + n]);
-                buf.commit(n);
+                let n = buf.fill_from(&sock.spill[sock.spill_at..], sock.queued);
                 copied += n;
                 sock.spill_at += n;
                 if sock.spill_at == sock.spill.len() {
@@ -215,13 +212,13 @@ impl UringConn {
                 }
             }
             while let Some(chunk) = sock.chunks.front_mut() {
-                let spare = buf.spare();
-                if spare.is_empty() {
+                let src = engine
+                    .bufs
+                    .bytes(chunk.bid, chunk.offset as usize, chunk.len as usize);
+                let n = buf.fill_from(src, sock.queued - copied);
+                if n == 0 {
                     break;
                 }
-                let n = spare.len().min(chunk.len as usize);
-                spare[..n].copy_from_slice(engine.bufs.bytes(chunk.bid, chunk.offset as usize, n));
-                buf.commit(n);
                 copied += n;
                 chunk.offset += n as u32;
                 chunk.len -= n as u32;
