@@ -41,15 +41,19 @@ pub struct RequestHead {
 impl RequestHead {
     /// The target up to the first "?".
     pub fn path(&self) -> &str {
-        match self.target.split_once('?') {
-            Some((path, _)) => path,
-            None => &self.target,
-        }
+        self.target.get(..self.query_mark()).unwrap_or(&self.target)
     }
 
     /// The target after the first "?", if there is one.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.target.get(self.query_mark() + 1..)
+    }
+
+    /// Where the first "?" is, or the target's length. A plain loop: targets are short,
+    /// and this runs several times per request.
+    fn query_mark(&self) -> usize {
+        let t = self.target.as_bytes();
+        t.iter().position(|&b| b == b'?').unwrap_or(t.len())
     }
 }
 

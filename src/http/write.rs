@@ -131,9 +131,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-fn write_decimal(mut n: u32, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 10];
+/// Append `n` in decimal (a Content-Length, say).
+pub fn write_u64(n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
     let mut start = digits.len();
+    let mut n = n;
     loop {
         start -= 1;
         if let Some(d) = digits.get_mut(start) {
@@ -148,9 +150,58 @@ fn write_decimal(mut n: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(digits.get(start..).unwrap_or(b"0"));
 }
 
+/// Append an address in its usual text form: dotted decimal for IPv4, written here
+/// since every forwarded request carries its client's; RFC 5952 (std's `Display`) for
+/// IPv6.
+pub fn write_ip(ip: std::net::IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_decimal(u32::from(octet), out);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+fn write_decimal(n: u32, out: &mut Vec<u8>) {
+    write_u64(u64::from(n), out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn decimals_and_addresses_match_display() {
+        for n in [0u64, 7, 10, 99, 100, 65535, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(n, &mut out);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8:800:200c:417a",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(ip, &mut out);
+            assert_eq!(out, ip.to_string().as_bytes(), "{ip}");
+        }
+    }
     use crate::http::{parse_request_head, parse_response_head, BodyDecoder, BodyKind, Limits};
 
     #[test]

@@ -542,7 +542,8 @@ async fn send_request(
     }
     let chunked = head.body == BodyKind::Chunked;
     let mut decoder = BodyDecoder::new(head.body, settings.limits.max_header_bytes);
-    let mut out = Vec::with_capacity(head_bytes.len() + client.buf.len() + 64);
+    // Room for the head and framing; body bytes that cannot go out in place grow it.
+    let mut out = Vec::with_capacity(head_bytes.len() + 64);
     out.extend_from_slice(head_bytes);
     let mut total: u64 = 0;
     loop {

@@ -22,7 +22,7 @@ use crate::runtime::core::{ConfigRef, ConnGuard, CoreState};
 use respond::{Failure, STATUS_PATH};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the connection does after a request.
 pub enum Next {
@@ -72,7 +72,11 @@ pub async fn serve_connection(
     let buf_max = max_head + 4096;
     let mut client = Client {
         conn,
-        buf: RecvBuf::new(CLIENT_BUF_INITIAL.min(buf_max), buf_max),
+        buf: RecvBuf::with_headroom(
+            CLIENT_BUF_INITIAL.min(buf_max),
+            buf_max,
+            crate::io::HEAD_GROWTH,
+        ),
         peer,
         core,
     };
@@ -81,8 +85,7 @@ pub async fn serve_connection(
         let settings = waiting.as_ref().map_or(&fallback, |c| &c.settings);
         let head = match read_head(&mut client, settings).await {
             HeadRead::Head(head) => head,
-            HeadRead::Park => {
-                let idle = settings.timeouts.keep_alive;
+            HeadRead::Park(idle) => {
                 drop(waiting);
                 let Client {
                     conn, peer, core, ..
@@ -115,8 +118,9 @@ pub async fn serve_connection(
 
 enum HeadRead {
     Head(RequestHead),
-    /// Nothing received and nothing to do: hand the connection to the engine.
-    Park,
+    /// Nothing received and nothing to do: hand the connection to the engine, to be
+    /// closed if nothing arrives within this long.
+    Park(Duration),
     Closed,
     Reject(Failure),
 }
@@ -144,25 +148,27 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             if client.core.is_draining() {
                 return HeadRead::Closed;
             }
-            if let Socket::Uring(conn) = &client.conn {
-                if !conn.readable() {
-                    return HeadRead::Park;
+            if matches!(&client.conn, Socket::Uring(conn) if !conn.readable()) {
+                match linger(client, settings).await {
+                    Ok(read) => read,
+                    Err(next) => return next,
                 }
-            }
-            // Only a connection that waits here needs to hear of a drain. Listening
-            // after the check misses nothing: drains start on this core's own thread,
-            // and nothing between the check and here yields.
-            let drain = client.core.drain_listener();
-            let idle = Instant::now() + settings.timeouts.keep_alive;
-            let recv = deadline::before(idle, client.conn.recv(&mut client.buf));
-            match futures_lite::future::or(recv, async {
-                drain.await;
-                Some(Ok(0))
-            })
-            .await
-            {
-                None => return HeadRead::Closed,
-                Some(r) => r,
+            } else {
+                // Only a connection that waits here needs to hear of a drain. Listening
+                // after the check misses nothing: drains start on this core's own thread,
+                // and nothing between the check and here yields.
+                let drain = client.core.drain_listener();
+                let idle = Instant::now() + settings.timeouts.keep_alive;
+                let recv = deadline::before(idle, client.conn.recv(&mut client.buf));
+                match futures_lite::future::or(recv, async {
+                    drain.await;
+                    Some(Ok(0))
+                })
+                .await
+                {
+                    None => return HeadRead::Closed,
+                    Some(r) => r,
+                }
             }
         } else {
             let at =
@@ -183,6 +189,40 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
     }
 }
 
+/// A client receive buffer larger than this is given back before its connection
+/// lingers (a lingering connection is not idle yet, but it may stay so).
+const LINGER_BUF_KEEP: usize = 4096;
+
+/// Waits, on the io_uring engine, for the next request on a connection that has just
+/// been served and has nothing buffered: with its task until the core's next linger
+/// tick (a busy keep-alive connection then costs no task spawn per request), then
+/// parked for what is left of the keep-alive timeout. `Ok` is the receive's result, as
+/// on a connection that waits; `Err` is what happens to the connection instead.
+async fn linger(
+    client: &mut Client,
+    settings: &Settings,
+) -> Result<std::io::Result<usize>, HeadRead> {
+    let keep_alive = settings.timeouts.keep_alive;
+    if keep_alive <= crate::runtime::core::LINGER_TICK {
+        return Err(HeadRead::Park(keep_alive));
+    }
+    if client.buf.capacity() > LINGER_BUF_KEEP {
+        client.buf.release_if_empty();
+    }
+    let since = Instant::now();
+    let mut linger = client.core.linger();
+    let recv = async { Some(client.conn.recv(&mut client.buf).await) };
+    let tick = async {
+        (&mut linger.listener).await;
+        None
+    };
+    match futures_lite::future::or(recv, tick).await {
+        Some(read) => Ok(read),
+        None if client.core.is_draining() => Err(HeadRead::Closed),
+        None => Err(HeadRead::Park(keep_alive.saturating_sub(since.elapsed()))),
+    }
+}
+
 /// Handles one request whose head has been read.
 async fn handle(
     client: &mut Client,
@@ -191,7 +231,8 @@ async fn handle(
     settings: &Settings,
 ) -> Next {
     let keep_alive = head.keep_alive && !client.core.is_draining();
-    if head.path() == STATUS_PATH {
+    let path = head.path();
+    if path == STATUS_PATH {
         let status = if config.is_some() { 200 } else { 503 };
         return answer(client, head, settings, keep_alive, |ka, out| {
             respond::simple_response(status, None, b"", false, ka, out)
@@ -201,17 +242,17 @@ async fn handle(
     let Some(config) = config else {
         return fail(client, head, settings, Failure::NotReady, keep_alive).await;
     };
-    if path::has_dot_segment(head.path()) {
+    if path::has_dot_segment(path) {
         return fail(client, head, settings, Failure::BadPath, false).await;
     }
-    let route = config.route(&head.host, head.path(), &head.method);
+    let route = config.route(&head.host, path, &head.method);
     if let Some(requested) = policy_path::preflight::requested_method(head) {
         // A CORS preflight: only the cors policies in scope, before the subscription
         // check; matched by the requested method when no operation takes OPTIONS.
         let rerouted;
         let by = match route {
             RouteMatch::NoOperation { .. } => {
-                rerouted = config.route(&head.host, head.path(), requested);
+                rerouted = config.route(&head.host, path, requested);
                 &rerouted
             }
             _ => &route,

@@ -4,18 +4,21 @@
 
 /// True when a segment of `path` is `.` or `..`, literally or percent-encoded.
 pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let decoded = decode_dots(seg);
-        decoded == "." || decoded == ".."
-    })
+    path.as_bytes().split(|&b| b == b'/').any(is_dot_segment)
 }
 
-/// Replaces `%2e`/`%2E` with '.', enough to recognise dot segments.
-fn decode_dots(seg: &str) -> std::borrow::Cow<'_, str> {
-    if seg.len() > 6 || !seg.contains('%') {
-        return std::borrow::Cow::Borrowed(seg);
-    }
-    std::borrow::Cow::Owned(seg.replace("%2e", ".").replace("%2E", "."))
+/// `.` or `..`, each dot written as itself or as `%2e` / `%2E`.
+fn is_dot_segment(seg: &[u8]) -> bool {
+    let dot = |s: &[u8]| match s {
+        [b'.', ..] => Some(1),
+        [b'%', b'2', b'e' | b'E', ..] => Some(3),
+        _ => None,
+    };
+    let Some(first) = dot(seg) else {
+        return false;
+    };
+    let rest = seg.get(first..).unwrap_or_default();
+    rest.is_empty() || dot(rest) == Some(rest.len())
 }
 
 #[cfg(test)]
@@ -33,6 +36,9 @@ mod tests {
             "/a/%2E%2e",
             "/a/.%2e/",
             "/%2e",
+            "/a/%2E.",
+            "/a/..",
+            "../a",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
@@ -43,6 +49,11 @@ mod tests {
             "/a/b.",
             "/.well-known/x",
             "/a/%2e%2e%2e",
+            "/a/%2e.x",
+            "/a/...",
+            "/a/%2",
+            "/a/%2f",
+            "/a/%",
             "",
         ] {
             assert!(!has_dot_segment(good), "{good}");

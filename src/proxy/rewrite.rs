@@ -5,7 +5,9 @@
 
 use crate::config::Backend;
 use crate::http::headers::{connection_tokens, is_hop_by_hop};
-use crate::http::write::{reason_phrase, write_header, write_request_line, write_status_line};
+use crate::http::write::{
+    reason_phrase, write_header, write_ip, write_request_line, write_status_line, write_u64,
+};
 use crate::http::{BodyKind, Header, RequestHead, ResponseHead};
 use std::net::IpAddr;
 
@@ -125,17 +127,24 @@ pub fn write_request_head<'h>(
         }
         write_header(out, name, value);
     }
+    // The client's own X-Forwarded-For values, then its address.
+    out.extend_from_slice(b"x-forwarded-for: ");
+    out.extend_from_slice(&forwarded_for);
     if let Some(ip) = o.client_ip {
         if !forwarded_for.is_empty() {
-            forwarded_for.extend_from_slice(b", ");
+            out.extend_from_slice(b", ");
         }
-        forwarded_for.extend_from_slice(ip.to_string().as_bytes());
+        write_ip(ip, out);
     }
-    write_header(out, "x-forwarded-for", &forwarded_for);
+    out.extend_from_slice(b"\r\n");
     write_header(out, "x-forwarded-proto", b"http");
     write_header(out, "x-forwarded-host", o.client_host.as_bytes());
     match o.body {
-        BodyKind::Length(n) => write_header(out, "content-length", n.to_string().as_bytes()),
+        BodyKind::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            write_u64(n, out);
+            out.extend_from_slice(b"\r\n");
+        }
         BodyKind::Chunked => write_header(out, "transfer-encoding", b"chunked"),
         BodyKind::Empty | BodyKind::UntilClose => {}
     }

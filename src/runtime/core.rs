@@ -1,5 +1,5 @@
 //! What one core owns: its reference to the compiled config, its upstream pools, its
-//! connection count and its drain flag. Everything here is `!Send` on purpose: it is
+//! connection count, its drain flag and the tick that parks lingering connections. Everything here is `!Send` on purpose: it is
 //! touched only by the executor it belongs to, so the request path takes no locks and
 //! no atomics beyond the one `Arc` the control thread hands over on a config swap.
 
@@ -10,7 +10,12 @@ use event_listener::{Event, EventListener};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often lingering connections are told to park (see [`CoreState::linger`]): a
+/// connection waits with its task for between none and this long of quiet before
+/// handing itself to the engine.
+pub const LINGER_TICK: Duration = Duration::from_millis(500);
 
 /// Messages from the control thread to a core.
 #[derive(Debug)]
@@ -35,6 +40,12 @@ pub struct CoreState {
     drain_event: Event,
     active: Cell<usize>,
     closed_event: Event,
+    /// Connections waiting for their next request with their task (`Linger` guards).
+    lingering: Cell<usize>,
+    /// Notified at each linger tick and when a drain starts.
+    linger_event: Event,
+    /// Whether the ticker task runs (it stops when nothing lingers).
+    ticking: Cell<bool>,
 }
 
 impl CoreState {
@@ -48,6 +59,9 @@ impl CoreState {
             drain_event: Event::new(),
             active: Cell::new(0),
             closed_event: Event::new(),
+            lingering: Cell::new(0),
+            linger_event: Event::new(),
+            ticking: Cell::new(false),
         })
     }
 
@@ -72,6 +86,36 @@ impl CoreState {
         if self.draining.get().is_none() {
             self.draining.set(Some(deadline));
             self.drain_event.notify(usize::MAX);
+            self.linger_event.notify(usize::MAX);
+        }
+    }
+
+    /// Lets a keep-alive connection that has just been served wait for its next
+    /// request with its task, its buffer and the engine's wakeup, instead of being
+    /// parked (and getting a new task when bytes arrive). The returned listener fires
+    /// at the core's next linger tick or when a drain starts; the connection then
+    /// parks or closes. Ticks run only while something lingers, so an idle core
+    /// sleeps. Create it before yielding after a check of
+    /// [`is_draining`](Self::is_draining), like [`drain_listener`](Self::drain_listener).
+    pub fn linger(self: &Rc<Self>) -> Linger {
+        self.lingering.set(self.lingering.get() + 1);
+        if !self.ticking.replace(true) {
+            let core = self.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(LINGER_TICK).await;
+                    if core.lingering.get() == 0 {
+                        core.ticking.set(false);
+                        return;
+                    }
+                    core.linger_event.notify(usize::MAX);
+                }
+            })
+            .detach();
+        }
+        Linger {
+            listener: self.linger_event.listen(),
+            core: self.clone(),
         }
     }
 
@@ -94,6 +138,20 @@ impl CoreState {
     pub fn enter(self: &Rc<Self>) -> ConnGuard {
         self.active.set(self.active.get() + 1);
         ConnGuard { core: self.clone() }
+    }
+}
+
+/// One lingering connection: await `listener` alongside its receive.
+pub struct Linger {
+    pub listener: EventListener,
+    core: Rc<CoreState>,
+}
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        self.core
+            .lingering
+            .set(self.core.lingering.get().saturating_sub(1));
     }
 }
 

@@ -4,8 +4,8 @@
 
 use crate::io::{uring, RecvBuf, Socket, TcpConn, UringConn};
 use crate::runtime::core::CoreState;
+use foldhash::HashMap;
 use glommio::net::TcpStream;
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -45,7 +45,11 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, Co
     };
     Ok(Upstream {
         conn,
-        buf: RecvBuf::new(UPSTREAM_BUF_INITIAL, UPSTREAM_BUF_MAX),
+        buf: RecvBuf::with_headroom(
+            UPSTREAM_BUF_INITIAL,
+            UPSTREAM_BUF_MAX,
+            crate::io::HEAD_GROWTH,
+        ),
         addr,
         reused: false,
         idle_since: Instant::now(),
@@ -69,6 +73,7 @@ async fn connect_glommio(addr: SocketAddr, timeout: Duration) -> Result<TcpConn,
 /// Idle keep-alive connections of one core, per backend address, most recent last.
 #[derive(Default)]
 pub struct Pools {
+    /// foldhash: keys are backend addresses from the config, never a client's.
     idle: HashMap<SocketAddr, Vec<Upstream>>,
 }
 

@@ -18,7 +18,8 @@
 mod host;
 mod template;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 
 pub(crate) use host::{normalize_host, HostPattern};
 pub use template::{Segment, UrlTemplate};
@@ -45,7 +46,8 @@ pub enum RouteMatch<'a> {
 /// The precomputed route table of one [`CompiledConfig`](super::CompiledConfig).
 #[derive(Debug, Default)]
 pub(crate) struct Router {
-    /// API path -> the APIs on it.
+    /// API path -> the APIs on it. foldhash (seeded per process) rather than SipHash:
+    /// requests only look paths up, the config alone decides what the table holds.
     by_path: HashMap<Box<str>, PathEntry>,
     /// Most segments in any API path: longer request prefixes need not be looked up.
     max_depth: usize,
