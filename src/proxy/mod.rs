@@ -97,7 +97,9 @@ pub async fn serve_connection(
             }
             HeadRead::Closed => return,
             HeadRead::Reject(failure) => {
-                send_failure(&mut client, failure, false).await;
+                // Boxed, like the rare paths below: the task of every connection holds
+                // this future, lingering ones included (see `handle`'s box).
+                Box::pin(send_failure(&mut client, failure, false)).await;
                 return;
             }
         };
@@ -111,7 +113,7 @@ pub async fn serve_connection(
         match Box::pin(handle(&mut client, &head, config.clone(), settings)).await {
             Next::KeepAlive if !client.core.is_draining() => {}
             Next::KeepAlive | Next::Close => return,
-            Next::Tunnel(upstream) => return tunnel::run(client, *upstream).await,
+            Next::Tunnel(upstream) => return Box::pin(tunnel::run(client, *upstream)).await,
         }
     }
 }
