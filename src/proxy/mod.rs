@@ -48,6 +48,11 @@ pub struct Client {
     pub core: Rc<CoreState>,
 }
 
+/// The settings a connection uses before any config has arrived: built once, not on
+/// every connection (a resumed one included).
+static FALLBACK_SETTINGS: std::sync::LazyLock<Settings> =
+    std::sync::LazyLock::new(Settings::default);
+
 /// What a parked connection does when its next bytes arrive: a new task serves it.
 pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard) -> Resume {
     Box::new(move |conn: UringConn| {
@@ -65,7 +70,7 @@ pub async fn serve_connection(
     guard: ConnGuard,
 ) {
     // Used only while no config has arrived yet (the health probe answers 503 then).
-    let fallback = Settings::default();
+    let fallback: &Settings = &FALLBACK_SETTINGS;
     let max_head = core.config().map_or(fallback.limits.max_header_bytes, |c| {
         c.settings.limits.max_header_bytes
     });
@@ -82,7 +87,7 @@ pub async fn serve_connection(
     };
     loop {
         let waiting = client.core.config();
-        let settings = waiting.as_ref().map_or(&fallback, |c| &c.settings);
+        let settings = waiting.as_ref().map_or(fallback, |c| &c.settings);
         let head = match read_head(&mut client, settings).await {
             HeadRead::Head(head) => head,
             HeadRead::Park(idle) => {
@@ -107,7 +112,7 @@ pub async fn serve_connection(
         // A request runs on the config that is current when its head has arrived, and
         // keeps it to the end even if a swap happens meanwhile.
         let config = client.core.config();
-        let settings = config.as_ref().map_or(&fallback, |c| &c.settings);
+        let settings = config.as_ref().map_or(fallback, |c| &c.settings);
         // Boxed: the request path's state (forwarding, policies) is large, and an idle
         // keep-alive connection should only hold what waiting for a head needs.
         match Box::pin(handle(&mut client, &head, config.clone(), settings)).await {
