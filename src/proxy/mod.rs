@@ -61,8 +61,9 @@ pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard) -> Resume
 }
 
 /// Serves one accepted connection until it closes or, on the io_uring engine, until
-/// it is idle (then it is parked, and [`resume`] serves it again). `guard` holds the
-/// connection's place in the core's count for as long as it is open.
+/// it has stayed idle past a linger tick (see `linger`; then it is parked, and
+/// [`resume`] serves it again). `guard` holds the connection's place in the core's
+/// count for as long as it is open.
 pub async fn serve_connection(
     core: Rc<CoreState>,
     conn: Socket,
