@@ -47,7 +47,7 @@ pub fn write_request_line(out: &mut Vec<u8>, method: &str, target: &str) {
 pub fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &str) {
     out.reserve(reason.len() + 16);
     out.extend_from_slice(b"HTTP/1.1 ");
-    write_decimal(u32::from(status), out);
+    write_u64(u64::from(status), out);
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -56,9 +56,15 @@ pub fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &str) {
 /// Append `"name: value\r\n"` (RFC 9112 5).
 pub fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.reserve(name.len() + value.len() + 4);
+    write_header_with(out, name, |out| out.extend_from_slice(value));
+}
+
+/// Append `"name: "`, the value `value` writes, and CRLF: for values built in place
+/// (numbers, addresses) rather than in a buffer of their own.
+pub fn write_header_with(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
+    value(out);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -132,10 +138,9 @@ pub fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// Append `n` in decimal (a Content-Length, say).
-pub fn write_u64(n: u64, out: &mut Vec<u8>) {
+pub fn write_u64(mut n: u64, out: &mut Vec<u8>) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
-    let mut n = n;
     loop {
         start -= 1;
         if let Some(d) = digits.get_mut(start) {
@@ -160,7 +165,7 @@ pub fn write_ip(ip: std::net::IpAddr, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b'.');
                 }
-                write_decimal(u32::from(octet), out);
+                write_u64(u64::from(octet), out);
             }
         }
         std::net::IpAddr::V6(v6) => {
@@ -171,13 +176,10 @@ pub fn write_ip(ip: std::net::IpAddr, out: &mut Vec<u8>) {
     }
 }
 
-fn write_decimal(n: u32, out: &mut Vec<u8>) {
-    write_u64(u64::from(n), out);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{parse_request_head, parse_response_head, BodyDecoder, BodyKind, Limits};
     use std::net::IpAddr;
 
     #[test]
@@ -202,7 +204,6 @@ mod tests {
             assert_eq!(out, ip.to_string().as_bytes(), "{ip}");
         }
     }
-    use crate::http::{parse_request_head, parse_response_head, BodyDecoder, BodyKind, Limits};
 
     #[test]
     fn chunk_headers() {

@@ -6,7 +6,8 @@
 use crate::config::Backend;
 use crate::http::headers::{connection_tokens, is_hop_by_hop};
 use crate::http::write::{
-    reason_phrase, write_header, write_ip, write_request_line, write_status_line, write_u64,
+    reason_phrase, write_header, write_header_with, write_ip, write_request_line,
+    write_status_line, write_u64,
 };
 use crate::http::{BodyKind, Header, RequestHead, ResponseHead};
 use std::net::IpAddr;
@@ -128,23 +129,19 @@ pub fn write_request_head<'h>(
         write_header(out, name, value);
     }
     // The client's own X-Forwarded-For values, then its address.
-    out.extend_from_slice(b"x-forwarded-for: ");
-    out.extend_from_slice(&forwarded_for);
-    if let Some(ip) = o.client_ip {
-        if !forwarded_for.is_empty() {
-            out.extend_from_slice(b", ");
+    write_header_with(out, "x-forwarded-for", |out| {
+        out.extend_from_slice(&forwarded_for);
+        if let Some(ip) = o.client_ip {
+            if !forwarded_for.is_empty() {
+                out.extend_from_slice(b", ");
+            }
+            write_ip(ip, out);
         }
-        write_ip(ip, out);
-    }
-    out.extend_from_slice(b"\r\n");
+    });
     write_header(out, "x-forwarded-proto", b"http");
     write_header(out, "x-forwarded-host", o.client_host.as_bytes());
     match o.body {
-        BodyKind::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
-            write_u64(n, out);
-            out.extend_from_slice(b"\r\n");
-        }
+        BodyKind::Length(n) => write_header_with(out, "content-length", |out| write_u64(n, out)),
         BodyKind::Chunked => write_header(out, "transfer-encoding", b"chunked"),
         BodyKind::Empty | BodyKind::UntilClose => {}
     }

@@ -1,7 +1,8 @@
 //! What one core owns: its reference to the compiled config, its upstream pools, its
-//! connection count, its drain flag and the tick that parks lingering connections. Everything here is `!Send` on purpose: it is
-//! touched only by the executor it belongs to, so the request path takes no locks and
-//! no atomics beyond the one `Arc` the control thread hands over on a config swap.
+//! connection count, its drain flag and the tick that parks lingering connections.
+//! Everything here is `!Send` on purpose: it is touched only by the executor it belongs
+//! to, so the request path takes no locks and no atomics beyond the one `Arc` the
+//! control thread hands over on a config swap.
 
 use crate::config::CompiledConfig;
 use crate::policy::services::Services;
