@@ -192,11 +192,11 @@ impl RecvBuf {
     pub fn restore(&mut self, data: Vec<u8>) {
         debug_assert!(self.is_empty() && self.data.capacity() == 0);
         self.data = data;
-        if self.data.len() < self.reserved && self.data.capacity() > 0 {
-            self.data.resize(self.reserved.min(self.data.capacity()), 0);
-        }
-        if self.data.capacity() < self.reserved + 1 {
+        if self.data.capacity() <= self.reserved {
+            // No room past the headroom (or nothing at all): allocate on the next read.
             self.data = Vec::new();
+        } else if self.data.len() < self.reserved {
+            self.data.resize(self.reserved, 0);
         }
         self.reset_cursors();
     }
