@@ -162,6 +162,24 @@ impl RecvBuf {
         n
     }
 
+    /// Whether [`adopt`](Self::adopt) may take storage of `capacity` bytes whose bytes
+    /// start at `at`: the buffer is empty, its headroom fits in front of `at`, and the
+    /// storage is no larger than this buffer may grow to (so `max` still holds).
+    pub fn can_adopt(&self, at: usize, capacity: usize) -> bool {
+        self.is_empty() && at >= self.reserved && capacity <= self.reserved + self.max
+    }
+
+    /// Takes `data` as storage, its bytes being `data[at..]`, and returns the storage
+    /// held until now (empty, possibly unallocated). For receiving into memory that
+    /// was filled elsewhere (a provided buffer) without copying it. Check
+    /// [`can_adopt`](Self::can_adopt) first.
+    pub fn adopt(&mut self, data: Vec<u8>, at: usize) -> Vec<u8> {
+        assert!(self.can_adopt(at, data.capacity()) && at <= data.len());
+        self.start = at;
+        self.end = data.len();
+        std::mem::replace(&mut self.data, data)
+    }
+
     /// Releases the memory of an empty buffer (an idle keep-alive connection keeps none).
     pub fn release_if_empty(&mut self) {
         if self.is_empty() {
@@ -304,6 +322,36 @@ mod tests {
         spare[..2].copy_from_slice(b"de");
         b.commit(2);
         assert_eq!(b.filled(), b"abcde");
+    }
+
+    #[test]
+    fn adopt_takes_storage_filled_elsewhere() {
+        let mut b = RecvBuf::with_headroom(64, 1024, 16);
+        let mut filled = Vec::with_capacity(512);
+        filled.resize(32, 0);
+        filled.extend_from_slice(b"HTTP/1.1 200 OK");
+        let ptr = filled.as_ptr();
+        assert!(b.can_adopt(32, filled.capacity()));
+        assert!(!b.can_adopt(8, filled.capacity()), "headroom would not fit");
+        assert!(!b.can_adopt(32, 2048), "larger than the buffer may grow");
+        let old = b.adopt(filled, 32);
+        assert_eq!(old.capacity(), 0, "nothing was allocated before");
+        assert_eq!(b.filled(), b"HTTP/1.1 200 OK");
+        assert_eq!(b.filled().as_ptr(), unsafe { ptr.add(32) });
+        assert_eq!(b.headroom(), 32);
+        assert!(!b.can_adopt(32, 512), "only an empty buffer adopts");
+        // More bytes are appended in the adopted storage, which keeps its capacity.
+        b.extend_from_slice(b"\r\n");
+        assert_eq!(b.filled(), b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(b.capacity(), 512);
+        b.consume(b.len());
+        assert_eq!(b.headroom(), 16, "back to its own headroom once empty");
+        // Adopting again hands back the storage adopted before.
+        let mut next = vec![0u8; 16];
+        next.extend_from_slice(b"x");
+        let old = b.adopt(next, 16);
+        assert_eq!(old.as_ptr(), ptr);
+        assert_eq!(b.filled(), b"x");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The io_uring engine against real sockets on 127.0.0.1: echo, bulk transfer through
-//! the provided-buffer ring with a slow reader (backpressure), more connections with
+//! the provided-buffer ring with a slow reader (backpressure), large reads that adopt
+//! provided buffers instead of copying them, more connections with
 //! unread data than there are buffers (starvation and re-arm), parking and resuming,
 //! idle expiry, connect errors and a connect timeout carried by a linked ring timeout.
 
@@ -125,6 +126,80 @@ fn bulk_transfer_with_a_slow_reader_arrives_whole() {
             conn.send(&pattern(LEN, 9)).await.unwrap();
             drop(conn);
             assert!(join(client).await == pattern(LEN, 9));
+        })
+    });
+}
+
+#[test]
+fn large_reads_adopt_provided_buffers_and_keep_every_byte() {
+    // Messages of these sizes, back and forth, more times than there are provided
+    // buffers: chunks of 4 KiB and more read into an empty buffer become its storage
+    // (the ring gets other memory for that id), smaller ones and whatever follows are
+    // copied. Every byte must arrive in order however the two mix.
+    const SIZES: [usize; 6] = [16 * 1024 + 200, 100_000, 5_000, 300, 16 * 1024, 70_000];
+    const ROUNDS: usize = 120;
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                for round in 0..ROUNDS {
+                    for (i, &len) in SIZES.iter().enumerate() {
+                        let seed = (round * SIZES.len() + i) as u8;
+                        s.write_all(&pattern(len, seed)).unwrap();
+                        let mut back = vec![0u8; len];
+                        s.read_exact(&mut back).unwrap();
+                        assert!(back == pattern(len, seed.wrapping_add(1)), "echo differs");
+                    }
+                }
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            // The gateway's shape: headroom in front, room for a large head and more.
+            let mut buf = RecvBuf::with_headroom(1024, 80 * 1024, 256);
+            let mut adopted = 0;
+            for round in 0..ROUNDS {
+                for (i, &len) in SIZES.iter().enumerate() {
+                    let seed = (round * SIZES.len() + i) as u8;
+                    let mut got = Vec::with_capacity(len);
+                    while got.len() < len {
+                        assert!(buf.is_empty());
+                        let n = conn.recv(&mut buf).await.expect("recv");
+                        assert!(n > 0, "early end of stream");
+                        // The adopted storage is the provided buffer's allocation (20
+                        // KiB), which growing this buffer never yields (powers of two).
+                        if buf.capacity() == 20 * 1024 {
+                            adopted += 1;
+                        }
+                        got.extend_from_slice(buf.filled());
+                        buf.consume(buf.len());
+                    }
+                    assert!(got == pattern(len, seed), "bytes differ in round {round}");
+                    conn.send(&pattern(len, seed.wrapping_add(1)))
+                        .await
+                        .unwrap();
+                }
+            }
+            assert!(
+                adopted >= ROUNDS,
+                "large reads were copied, not adopted ({adopted})"
+            );
+            drop(conn);
+            join(client).await;
+            // A buffer that may not grow to a provided buffer's size copies instead.
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(&pattern(12_000, 3)).unwrap();
+                let mut ok = [0u8; 2];
+                s.read_exact(&mut ok).unwrap();
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            let mut small = RecvBuf::new(1024, 16 * 1024);
+            let got = read_exact(&mut conn, &mut small, 12_000).await;
+            assert!(got == pattern(12_000, 3));
+            assert!(small.capacity() <= 16 * 1024);
+            conn.send(b"ok").await.unwrap();
+            join(client).await;
         })
     });
 }

@@ -1,10 +1,15 @@
 //! The per-core provided-buffer ring: fixed-size receive buffers the kernel picks from
 //! when a multishot receive has data, so no connection owns a receive buffer while it
 //! waits. A buffer is handed back (its id re-published at the ring's tail) as soon as
-//! its bytes have been copied out to the connection that received them.
+//! its bytes have been copied out to the connection that received them, or *adopted*:
+//! a large chunk read by an empty `RecvBuf` becomes that buffer's storage as it is,
+//! and the id goes back to the ring with other memory behind it. Each buffer is a heap
+//! allocation with room in front of where the kernel writes (for a rewritten head) and
+//! behind (for the few bytes that often follow a full buffer), so an adopted buffer is
+//! sent on without being copied or grown.
 
 use io_uring::types::BufRingEntry;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -46,10 +51,24 @@ impl Drop for Mapping {
     }
 }
 
+/// Bytes kept in front of where the kernel writes into a buffer: a head rewritten a
+/// little longer than the one received fits there (the gateway's `RecvBuf`s keep the
+/// same headroom).
+pub(crate) const HEAD_ROOM: usize = 256;
+/// Bytes kept behind the `size` the kernel may fill, so that the tail of a message a
+/// little larger than one buffer is appended to the adopted one without growing it.
+const TAIL_ROOM: usize = 4096 - HEAD_ROOM;
+/// Buffers swapped out of adopting `RecvBuf`s, kept to stand in for adopted ones.
+const SPARE_MAX: usize = 64;
+
 /// The buffer ring and the buffers behind it.
 pub(crate) struct BufRing {
     entries: Mapping,
-    buffers: Mapping,
+    /// Buffer `bid` is `slots[bid]`: empty (`len() == 0`), the kernel writes from
+    /// `HEAD_ROOM`. No reference into the part the kernel writes is ever held while the
+    /// buffer is published.
+    slots: RefCell<Vec<Vec<u8>>>,
+    spare: RefCell<Vec<Vec<u8>>>,
     count: u16,
     size: usize,
     /// Our copy of the tail: the next entry we publish.
@@ -60,7 +79,8 @@ pub(crate) struct BufRing {
 }
 
 impl BufRing {
-    /// Maps `count` buffers of `size` bytes and registers them as buffer group `group`.
+    /// Allocates `count` buffers of `size` bytes and registers them as buffer group
+    /// `group`.
     /// `count` must be a power of two, at most 32768.
     pub(crate) fn new(
         submitter: &io_uring::Submitter<'_>,
@@ -75,7 +95,9 @@ impl BufRing {
             ));
         }
         let entries = Mapping::new(count as usize * std::mem::size_of::<BufRingEntry>())?;
-        let buffers = Mapping::new(count as usize * size)?;
+        let slots = (0..count)
+            .map(|_| Vec::with_capacity(slot_capacity(size)))
+            .collect();
         // SAFETY: `entries` is page-aligned, sized for `count` entries, and outlives the
         // registration: `Engine` drops its ring (which unregisters) before this struct.
         unsafe {
@@ -83,7 +105,8 @@ impl BufRing {
         }
         let ring = Self {
             entries,
-            buffers,
+            slots: RefCell::new(slots),
+            spare: RefCell::default(),
             count,
             size,
             tail: Cell::new(0),
@@ -109,7 +132,7 @@ impl BufRing {
         // the published tail, and this one is past it until `publish`.
         unsafe {
             let entry = &mut *self.base().add(index);
-            entry.set_addr(self.buffers.ptr.as_ptr().add(bid as usize * self.size) as u64);
+            entry.set_addr(self.slot_ptr(bid) as u64);
             entry.set_len(self.size as u32);
             entry.set_bid(bid);
         }
@@ -143,19 +166,64 @@ impl BufRing {
         self.in_ring.get()
     }
 
-    /// The first `len` bytes the kernel wrote into buffer `bid`, from `offset`.
+    /// Where the kernel writes into buffer `bid`.
+    fn slot_ptr(&self, bid: u16) -> *mut u8 {
+        let mut slots = self.slots.borrow_mut();
+        // SAFETY: every slot has room for HEAD_ROOM + size bytes (`slot_capacity`).
+        unsafe { slots[bid as usize].as_mut_ptr().add(HEAD_ROOM) }
+    }
+
+    /// The `len` bytes the kernel wrote into buffer `bid`, from `offset`. The slice must
+    /// be dropped before the buffer is recycled or adopted.
     pub(crate) fn bytes(&self, bid: u16, offset: usize, len: usize) -> &[u8] {
         assert!(bid < self.count && offset + len <= self.size);
-        // SAFETY: inside buffer `bid`; the kernel finished writing it (we saw its
-        // completion) and does not touch it until it is recycled.
+        // SAFETY: inside buffer `bid`; the kernel finished writing these bytes (we saw
+        // the completion) and does not touch the buffer until it is recycled, which the
+        // caller does only after it is done with the slice; the allocation is replaced
+        // only by `adopt`, under the same rule.
+        unsafe { std::slice::from_raw_parts(self.slot_ptr(bid).add(offset), len) }
+    }
+
+    /// Takes buffer `bid`, which holds `len` bytes the kernel wrote, as a `Vec` whose
+    /// bytes are `[HEAD_ROOM, HEAD_ROOM + len)` (the headroom zeroed), and gives the id
+    /// back to the ring with a spare buffer behind it.
+    pub(crate) fn adopt(&self, bid: u16, len: usize) -> Vec<u8> {
+        assert!(bid < self.count && len <= self.size);
+        let fresh = self
+            .spare
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(slot_capacity(self.size)));
+        let mut taken = std::mem::replace(&mut self.slots.borrow_mut()[bid as usize], fresh);
+        // SAFETY: the capacity holds HEAD_ROOM + size bytes; the headroom is written
+        // here and the `len` bytes after it were written by the kernel, whose write
+        // completed (we saw the completion) and which no longer owns the buffer: its
+        // id is published again below, with the new allocation behind it.
         unsafe {
-            std::slice::from_raw_parts(
-                self.buffers
-                    .ptr
-                    .as_ptr()
-                    .add(bid as usize * self.size + offset),
-                len,
-            )
+            std::ptr::write_bytes(taken.as_mut_ptr(), 0, HEAD_ROOM);
+            taken.set_len(HEAD_ROOM + len);
+        }
+        self.recycle(bid);
+        taken
+    }
+
+    /// The allocation size of a buffer (what an adopting `RecvBuf` receives).
+    pub(crate) fn capacity(&self) -> usize {
+        slot_capacity(self.size)
+    }
+
+    /// Keeps `buf` to stand in for a buffer adopted later, if it is one of ours and
+    /// there are not many kept already; otherwise it is freed.
+    pub(crate) fn give_back(&self, mut buf: Vec<u8>) {
+        let mut spare = self.spare.borrow_mut();
+        if buf.capacity() == slot_capacity(self.size) && spare.len() < SPARE_MAX {
+            buf.clear();
+            spare.push(buf);
         }
     }
+}
+
+/// The allocation behind a buffer of `size` bytes.
+fn slot_capacity(size: usize) -> usize {
+    HEAD_ROOM + size + TAIL_ROOM
 }

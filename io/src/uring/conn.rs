@@ -1,7 +1,8 @@
 //! A TCP connection on the ring. Receiving is one multishot receive per socket, armed
 //! on first read and left armed: each completion carries a provided buffer, queued here
 //! until the owner reads it (the bytes are copied into the owner's `RecvBuf` and the
-//! buffer goes straight back to the ring). A reader that falls behind stops the
+//! buffer goes straight back to the ring; a large chunk read into an empty `RecvBuf`
+//! becomes its storage instead, and the ring gets other memory for that buffer id). A reader that falls behind stops the
 //! multishot (backpressure) until it catches up. Sends are copied into a buffer the
 //! operation owns, so dropping a send future never leaves the kernel reading freed
 //! memory.
@@ -9,6 +10,7 @@
 //! A connection with nothing to do can be *parked*: no task holds it, only a slot with
 //! its descriptor and a resume callback, called when bytes arrive.
 
+use super::bufring;
 use super::op::{self, Keep};
 use super::{park, user_data, Engine, TAG_NONE, TAG_RECV};
 use crate::{Conn, RecvBuf};
@@ -27,6 +29,8 @@ use std::time::Duration;
 const HIGH_WATER: usize = 64 * 1024;
 /// When fewer provided buffers than this are left, queued bytes are moved to the heap.
 const SPILL_BELOW: u16 = super::BUF_COUNT / 4;
+/// Chunks at least this large, read into an empty buffer, are adopted (not copied).
+const ADOPT_MIN: usize = 4096;
 /// Sends keep a buffer up to this size for the next send.
 const KEEP_SEND_BUF: usize = 64 * 1024;
 
@@ -212,6 +216,18 @@ impl UringConn {
                 }
             }
             while let Some(chunk) = sock.chunks.front_mut() {
+                if chunk.offset == 0
+                    && chunk.len as usize >= ADOPT_MIN
+                    && buf.can_adopt(bufring::HEAD_ROOM, engine.bufs.capacity())
+                {
+                    // A large chunk into an empty buffer: the provided buffer becomes
+                    // the buffer's storage, and the ring gets another in its place.
+                    let data = engine.bufs.adopt(chunk.bid, chunk.len as usize);
+                    copied += chunk.len as usize;
+                    sock.chunks.pop_front();
+                    engine.bufs.give_back(buf.adopt(data, bufring::HEAD_ROOM));
+                    continue;
+                }
                 let src = engine
                     .bufs
                     .bytes(chunk.bid, chunk.offset as usize, chunk.len as usize);
