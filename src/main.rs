@@ -51,6 +51,11 @@ enum Command {
         /// (COOP_TASKRUN) or `plain`; weaker ones are tried when the kernel refuses.
         #[arg(long, value_enum, default_value_t = RingFlagsArg::Defer, env = "PORTICO_RING_FLAGS")]
         ring_flags: RingFlagsArg,
+        /// Whether a core that goes idle right after being busy first waits for up to
+        /// 1 ms in its own ring, instead of going through glommio's sleep at once
+        /// (docs/io-engine.md, "Waiting in the ring"). On by default.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTICO_RING_WAIT")]
+        ring_wait: bool,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
             cores,
             io_engine,
             ring_flags,
+            ring_wait,
             log,
         } => {
             init_logging(&log);
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
                         RingFlagsArg::Coop => Flavor::Coop,
                         RingFlagsArg::Plain => Flavor::Plain,
                     },
+                    ring_wait,
                 },
             };
             match runtime::run(opts).context("gateway") {

@@ -1,6 +1,7 @@
 //! Timeouts with short settings: request head (slowloris) -> 408 and close, idle
 //! keep-alive -> close, request body idle -> close, upstream connect and upstream
-//! response -> 504. Every wait in here is a generous upper bound for something that
+//! response -> 504; timeouts still fire while other clients keep the core busy, and an
+//! idle gateway sleeps. Every wait in here is a generous upper bound for something that
 //! must happen, never a speed requirement.
 
 mod common;
@@ -23,6 +24,10 @@ fn handler(r: &common::Request) -> Reply {
 }
 
 fn setup() -> (Backend, Gateway) {
+    setup_on(1)
+}
+
+fn setup_on(cores: usize) -> (Backend, Gateway) {
     let backend = Backend::start(handler);
     let yaml = format!(
         r#"
@@ -38,7 +43,7 @@ apis:
 "#,
         backend.url()
     );
-    (backend, Gateway::start(&yaml))
+    (backend, Gateway::builder(&yaml).cores(cores).start())
 }
 
 /// Reads whatever arrives until the peer closes or `bound` passes, while `tick` is
@@ -207,6 +212,68 @@ fn upstream_response_timeout_is_504_and_the_backend_connection_is_dropped() {
     assert!(
         backend.wait_peer_closed(reqs[0].conn, Duration::from_secs(10)),
         "the gateway kept the timed-out backend connection open"
+    );
+}
+
+/// One core, kept busy by a client that sends its next request as soon as it has the
+/// last response: between requests the engine's driver waits for completions in its
+/// own ring, and glommio, which fires the timers, must still get the core back. The
+/// upstream timeout of a request that hangs must fire while the load goes on.
+#[test]
+fn timeouts_fire_while_another_client_keeps_the_core_busy() {
+    let (_backend, gw) = setup_on(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = gw.addr;
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let mut served = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.send(get_req("/echo/fast"));
+                assert_eq!(c.read_response().status, 200);
+                served += 1;
+            }
+            served
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = Client::connect(gw.addr);
+    c.timeout = BOUND;
+    c.send(get_req("/echo/hang"));
+    let r = c.read_response();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = busy.join().expect("the busy client");
+    assert_eq!(r.status, 504, "{:?}", r.body_str());
+    assert!(
+        served > 100,
+        "the other client was not kept busy ({served} requests)"
+    );
+}
+
+/// After serving, a gateway with nothing to do sleeps in the kernel: over two idle
+/// seconds it uses a few clock ticks at most, where a core that polled would use about
+/// 200 (a whole CPU).
+#[test]
+fn an_idle_gateway_uses_no_cpu() {
+    let (_backend, gw) = setup_on(2);
+    let mut conns: Vec<Client> = (0..4).map(|_| Client::connect(gw.addr)).collect();
+    for round in 0..50 {
+        for c in &mut conns {
+            c.send(get_req(&format!("/echo/{round}")));
+            assert_eq!(c.read_response().status, 200);
+        }
+    }
+    // One connection stays open and idle (it lingers, parks, then hits keepAlive);
+    // the others leave.
+    conns.truncate(1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = gw.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = gw.cpu_ticks() - before;
+    assert!(
+        used <= 20,
+        "an idle gateway used {used} clock ticks of CPU in 2 s (polling instead of sleeping?)"
     );
 }
 

@@ -17,7 +17,7 @@ pub mod uring;
 
 pub use buf::RecvBuf;
 pub use glommio_tcp::TcpConn;
-pub use uring::UringConn;
+pub use uring::{spawn_local, UringConn};
 
 use std::future::Future;
 use std::io;

@@ -196,7 +196,7 @@ pub async fn run_thread(
             let targets = targets.clone();
             let timeout = cfg.connect_timeout;
             let engine = engine.clone();
-            glommio::spawn_local(async move {
+            portico_io::spawn_local(async move {
                 let target = &targets[i % targets.len()];
                 connect(engine.as_ref(), target, timeout, None).await
             })
@@ -252,7 +252,7 @@ pub async fn run_thread(
         targets,
     });
 
-    let watchdog = glommio::spawn_local(watchdog(t.clone()));
+    let watchdog = portico_io::spawn_local(watchdog(t.clone()));
     let tasks: Vec<_> = initial
         .into_iter()
         .enumerate()
@@ -263,7 +263,7 @@ pub async fn run_thread(
                 .cfg
                 .rate
                 .map(|r| Schedule::new(start, r, t.cfg.connections, index));
-            glommio::spawn_local(async move {
+            portico_io::spawn_local(async move {
                 Connection::new(t.clone(), index, schedule)
                     .run(transport)
                     .await;

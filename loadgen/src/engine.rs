@@ -31,8 +31,10 @@ pub fn start(choice: IoEngine) -> Result<Option<Rc<Engine>>, String> {
     if choice == IoEngine::Glommio {
         return Ok(None);
     }
+    // No waiting in the ring: it would delay the timers that pace open-loop requests.
     match uring::start(uring::Options {
         flavor: Flavor::Defer,
+        block: false,
     }) {
         Ok(engine) => Ok(Some(engine)),
         Err(e) if choice == IoEngine::Auto => {

@@ -63,7 +63,7 @@ pub async fn before<T>(deadline: Instant, fut: impl Future<Output = T>) -> Optio
                     }));
                     if !t.ticking {
                         t.ticking = true;
-                        glommio::spawn_local(ticker()).detach();
+                        portico_io::spawn_local(ticker()).detach();
                     }
                 }
             }

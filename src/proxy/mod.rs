@@ -56,7 +56,7 @@ static FALLBACK_SETTINGS: std::sync::LazyLock<Settings> =
 /// What a parked connection does when its next bytes arrive: a new task serves it.
 pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard) -> Resume {
     Box::new(move |conn: UringConn| {
-        glommio::spawn_local(serve_connection(core, Socket::Uring(conn), peer, guard)).detach();
+        portico_io::spawn_local(serve_connection(core, Socket::Uring(conn), peer, guard)).detach();
     })
 }
 

@@ -102,7 +102,7 @@ impl CoreState {
         self.lingering.set(self.lingering.get() + 1);
         if !self.ticking.replace(true) {
             let core = self.clone();
-            glommio::spawn_local(async move {
+            portico_io::spawn_local(async move {
                 loop {
                     glommio::timer::sleep(LINGER_TICK).await;
                     if core.lingering.get() == 0 {

@@ -51,11 +51,17 @@ pub enum IoEngine {
     Glommio,
 }
 
+/// How long a core's task queue runs before glommio takes the core back to run its
+/// timers (the deadline ticker among them) and the wakes from other threads.
+const PREEMPT: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The I/O engine and the ring flags to try first.
 #[derive(Clone, Copy, Debug)]
 pub struct IoChoice {
     pub engine: IoEngine,
     pub flavor: Flavor,
+    /// `uring::Options::block`: wait in the ring for a moment before sleeping.
+    pub ring_wait: bool,
 }
 
 impl Default for IoChoice {
@@ -63,6 +69,7 @@ impl Default for IoChoice {
         Self {
             engine: IoEngine::Auto,
             flavor: Flavor::Defer,
+            ring_wait: true,
         }
     }
 }
@@ -105,6 +112,10 @@ pub fn run(opts: GatewayOptions) -> anyhow::Result<()> {
         let io = opts.io;
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("portico-core-{index}"))
+            // glommio runs its timers and the wakes from other threads when it gets the
+            // core back from its task queue, which under a steady load (the engine's
+            // driver always runnable) is at each preemption: keep that short.
+            .preempt_timer(PREEMPT)
             .spawn(move || async move {
                 let services = Services {
                     limits: CoreShard::new(limiter, index),
@@ -199,7 +210,10 @@ fn start_engine(index: usize, io: IoChoice) -> Result<Option<Rc<uring::Engine>>,
         tracing::info!(core = index, "io engine: glommio sockets (as configured)");
         return Ok(None);
     }
-    match uring::start(uring::Options { flavor: io.flavor }) {
+    match uring::start(uring::Options {
+        flavor: io.flavor,
+        block: io.ring_wait,
+    }) {
         Ok(engine) => {
             tracing::info!(
                 core = index,
@@ -250,9 +264,9 @@ async fn core_main(
         }
     };
     let core = CoreState::new(index, Some(config), services);
-    glommio::spawn_local(control_task(core.clone(), rx)).detach();
-    glommio::spawn_local(reconcile_task(core.clone())).detach();
-    glommio::spawn_local(crate::upstream::sweep_task(core.clone())).detach();
+    portico_io::spawn_local(control_task(core.clone(), rx)).detach();
+    portico_io::spawn_local(reconcile_task(core.clone())).detach();
+    portico_io::spawn_local(crate::upstream::sweep_task(core.clone())).detach();
     let _ = ready.send(Ok(()));
 
     match &listener {
@@ -366,7 +380,7 @@ async fn accept_glommio(core: &Rc<CoreState>, listener: &TcpListener) {
                 let guard = core.enter();
                 let core = core.clone();
                 let conn = Socket::Glommio(TcpConn::new(stream));
-                glommio::spawn_local(crate::proxy::serve_connection(core, conn, peer, guard))
+                portico_io::spawn_local(crate::proxy::serve_connection(core, conn, peer, guard))
                     .detach();
             }
             Some(Err(e)) => {

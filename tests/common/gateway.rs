@@ -119,6 +119,7 @@ impl GatewayBuilder {
             .env_remove("PORTICO_CORES")
             .env_remove("PORTICO_IO_ENGINE")
             .env_remove("PORTICO_RING_FLAGS")
+            .env_remove("PORTICO_RING_WAIT")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -263,6 +264,18 @@ impl Gateway {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// CPU time the process has used, user and system, in clock ticks (utime + stime
+    /// of /proc/PID/stat, all threads).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/PID/stat");
+        // The fields after the command name (which may hold spaces) in parentheses.
+        let rest = &stat[stat.rfind(')').expect("stat has a command") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
     /// Resident set size of the process in KiB (VmRSS of /proc/PID/status).

@@ -5,9 +5,16 @@
 //! * tasks queue socket operations as SQEs (no syscall) and wake the driver;
 //! * the driver runs after the tasks of the current tick, submits everything queued and
 //!   reaps completions in one `io_uring_enter`, then wakes the tasks they belong to;
+//! * when a tick finds nothing to do right after one that did, and no other task is
+//!   runnable, the driver waits for completions in this ring, for up to [`BLOCK_FOR`]:
+//!   a core that is busy but not saturated then skips glommio's upkeep of its own rings
+//!   between requests;
 //! * when nothing is in flight or ready, the driver sleeps on an eventfd registered with
 //!   the ring, read through glommio's own reactor: an idle core sleeps in the kernel,
 //!   it never spins.
+//!
+//! Whether another task is runnable is known by counting polls: the tasks of a core
+//! that runs the engine are spawned with [`spawn_local`], which counts each poll.
 //!
 //! glommio stays the executor: placement, task queues, timers and channels are its.
 //! This module owns the ring, the slots of in-flight operations and the sockets; it
@@ -36,10 +43,17 @@ use std::task::{Context, Poll, Waker};
 
 /// Submission queue entries per ring (the completion queue has four times as many).
 const RING_ENTRIES: u32 = 1024;
-/// Receive buffers per core and their size: 4 MiB of address space, touched as used.
+/// Receive buffers per core and how much the kernel may put in each: 256 allocations
+/// of 20 KiB with the head and tail room (`bufring`), touched as the kernel fills them.
 const BUF_COUNT: u16 = 256;
 const BUF_SIZE: usize = 16 * 1024;
 const BUF_GROUP: u16 = 7;
+
+/// The longest the driver waits for completions in its own ring before handing the
+/// core back to glommio's reactor (which then sleeps, or runs its timers and the wakes
+/// that come from other threads): what those may be delayed by, at most, while the
+/// core is busy.
+pub const BLOCK_FOR: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What a completion's `user_data` refers to: the top byte is the kind, the rest a slot.
 const TAG_SHIFT: u32 = 56;
@@ -58,12 +72,18 @@ fn user_data(tag: u64, key: usize) -> u64 {
 pub struct Options {
     /// The best ring flavor to try; weaker ones are tried when the kernel refuses it.
     pub flavor: Flavor,
+    /// Whether the driver may wait for completions in its own ring (up to
+    /// [`BLOCK_FOR`]) when the core is idle right after being busy. It delays glommio's
+    /// timers by as much, so a core whose timers must fire on time (a load generator
+    /// pacing its requests) leaves it off.
+    pub block: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             flavor: Flavor::Defer,
+            block: true,
         }
     }
 }
@@ -85,6 +105,11 @@ pub struct Engine {
     /// nothing queued and no flag, because the kernel runs at most a batch of deferred
     /// completion work per enter and leaves the rest without raising the flag again.
     busy: Cell<bool>,
+    /// A tick reaped completions since the driver last waited in the ring: it may
+    /// wait there again (once) before sleeping through glommio.
+    may_block: Cell<bool>,
+    /// `Options::block`.
+    block: bool,
     me: std::rc::Weak<Engine>,
 }
 
@@ -144,10 +169,13 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
         eventfd,
         flavor,
         busy: Cell::new(false),
+        may_block: Cell::new(false),
+        block: opts.block,
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(engine.clone()));
+    // The driver is not counted: it compares the count across its own yield.
     glommio::spawn_local(drive(Rc::downgrade(&engine))).detach();
-    glommio::spawn_local(park::sweep(Rc::downgrade(&engine))).detach();
+    spawn_local(park::sweep(Rc::downgrade(&engine))).detach();
     Ok(engine)
 }
 
@@ -244,8 +272,36 @@ impl Engine {
             handled += n;
         }
         self.busy.set(handled > 0);
+        if handled > 0 && self.block {
+            self.may_block.set(true);
+        }
         conn::after_tick(self);
         handled
+    }
+
+    /// Nothing queued for the kernel, here or in the backlog.
+    fn nothing_queued(&self) -> bool {
+        self.ring.borrow_mut().submission().is_empty() && self.backlog.borrow().is_empty()
+    }
+
+    /// Waits in the ring until a completion arrives or `dur` passes, running deferred
+    /// completion work; the completions are reaped by the next tick.
+    fn wait(&self, dur: std::time::Duration) {
+        let ts = io_uring::types::Timespec::from(dur);
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        if let Err(e) = self
+            .ring
+            .borrow_mut()
+            .submitter()
+            .submit_with_args(1, &args)
+        {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME) | Some(libc::EBUSY) | Some(libc::EINTR) | Some(libc::EAGAIN)
+            ) {
+                tracing::error!(error = %e, "io_uring wait failed");
+            }
+        }
     }
 
     pub(crate) fn self_rc(&self) -> Option<Rc<Engine>> {
@@ -309,8 +365,8 @@ fn submit(ring: &mut IoUring) {
 }
 
 /// The driver: flushes queued operations and dispatches completions once per tick.
-async fn drive(engine: std::rc::Weak<Engine>) {
-    let Some(strong) = engine.upgrade() else {
+async fn drive(weak: std::rc::Weak<Engine>) {
+    let Some(strong) = weak.upgrade() else {
         return;
     };
     // glommio reads the eventfd with its own ring; the read completes when this ring
@@ -326,7 +382,7 @@ async fn drive(engine: std::rc::Weak<Engine>) {
     drop(strong);
     let mut wake = Box::pin(efd.read_at(0, 8));
     loop {
-        let Some(engine) = engine.upgrade() else {
+        let Some(engine) = weak.upgrade() else {
             return;
         };
         if engine.tick() > 0 {
@@ -335,10 +391,25 @@ async fn drive(engine: std::rc::Weak<Engine>) {
             YieldNow(false).await;
             continue;
         }
+        if engine.may_block.get() {
+            // Busy a moment ago, idle now. Go to the back of the queue: if no other
+            // task runs before this one is polled again, nothing else is runnable and
+            // the next thing to happen is a completion in this ring (or a timer or a
+            // wake from another thread, which wait for at most BLOCK_FOR).
+            let polls = task_polls();
+            drop(engine);
+            YieldNow(false).await;
+            let Some(engine) = weak.upgrade() else {
+                return;
+            };
+            if task_polls() == polls && engine.nothing_queued() {
+                engine.may_block.set(false);
+                engine.wait(BLOCK_FOR);
+            }
+            continue;
+        }
         let fired = futures_lite::future::poll_fn(|cx| {
-            if !engine.ring.borrow_mut().submission().is_empty()
-                || !engine.backlog.borrow().is_empty()
-            {
+            if !engine.nothing_queued() {
                 return Poll::Ready(false);
             }
             match wake.as_mut().poll(cx) {
@@ -355,6 +426,35 @@ async fn drive(engine: std::rc::Weak<Engine>) {
         if fired {
             wake = Box::pin(efd.read_at(0, 8));
         }
+    }
+}
+
+thread_local! {
+    static POLLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times tasks spawned with [`spawn_local`] have been polled on this thread.
+fn task_polls() -> u64 {
+    POLLS.with(Cell::get)
+}
+
+/// Spawns `fut` as a task of this core's glommio executor, like
+/// `glommio::spawn_local`, counting its polls: the driver waits in its ring only when
+/// no task ran since it last looked. Every task of a core that runs the engine must
+/// be spawned with this, or it may wait up to [`BLOCK_FOR`] to be run.
+pub fn spawn_local<F: Future + 'static>(fut: F) -> glommio::Task<F::Output> {
+    glommio::spawn_local(Counted(fut))
+}
+
+struct Counted<F>(F);
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        POLLS.with(|p| p.set(p.get().wrapping_add(1)));
+        // SAFETY: structural pinning of the only field; `Counted` never moves it out
+        // and has no Drop of its own.
+        unsafe { self.map_unchecked_mut(|c| &mut c.0) }.poll(cx)
     }
 }
 

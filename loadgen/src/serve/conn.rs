@@ -84,7 +84,7 @@ impl Due {
 /// What a parked connection does when bytes arrive: a new task serves it.
 fn resume(ctx: Rc<Ctx>) -> Box<dyn FnOnce(UringConn)> {
     Box::new(move |conn| {
-        glommio::spawn_local(serve_connection(Socket::Uring(conn), ctx)).detach();
+        portico_io::spawn_local(serve_connection(Socket::Uring(conn), ctx)).detach();
     })
 }
 

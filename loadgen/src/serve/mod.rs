@@ -88,7 +88,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 loop {
                     match listener.accept().await {
                         Ok(socket) => {
-                            glommio::spawn_local(conn::serve_connection(socket, ctx.clone()))
+                            portico_io::spawn_local(conn::serve_connection(socket, ctx.clone()))
                                 .detach();
                         }
                         // Out of descriptors and the like: back off, keep serving.
