@@ -117,15 +117,17 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
     );
 }
 
-/// A connection served one request and then left idle for `pause` is closed by
+/// A connection served `requests` requests and then left idle for `pause` is closed by
 /// SIGINT, and the gateway exits 0.
-fn sigint_closes_a_connection_idle_for(pause: Duration) {
+fn sigint_closes_a_connection_idle_for(requests: usize, pause: Duration) {
     let gate = Gate::new();
     let backend = gated_backend(&gate);
     let mut gw = Gateway::start(&config(&backend, "30s"));
     let mut idle = Client::connect(gw.addr);
-    idle.send(get_req("/api/ping"));
-    assert_eq!(idle.read_response().status, 200);
+    for _ in 0..requests {
+        idle.send(get_req("/api/ping"));
+        assert_eq!(idle.read_response().status, 200);
+    }
     std::thread::sleep(pause);
     gw.signal(libc::SIGINT);
     idle.expect_closed(BOUND)
@@ -134,17 +136,23 @@ fn sigint_closes_a_connection_idle_for(pause: Duration) {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// After its first response a connection is parked with the engine at once.
 #[test]
 fn sigint_drains_an_idle_gateway_and_exits_0() {
-    sigint_closes_a_connection_idle_for(Duration::ZERO);
+    sigint_closes_a_connection_idle_for(1, Duration::ZERO);
 }
 
-/// Right after its response an idle connection still has its task (it lingers until the
-/// core's next linger tick, 500 ms); later it is parked with the engine. Both kinds
-/// are closed by a drain: the test above signals at once, this one after a pause.
+/// Right after its second response an idle connection still has its task (it lingers
+/// until the core's next linger tick, 500 ms); later it is parked with the engine. Both
+/// kinds are closed by a drain: this test signals at once, the next after a pause.
+#[test]
+fn sigint_closes_a_lingering_connection() {
+    sigint_closes_a_connection_idle_for(2, Duration::ZERO);
+}
+
 #[test]
 fn sigint_closes_a_connection_idle_past_the_linger_tick() {
-    sigint_closes_a_connection_idle_for(Duration::from_millis(1200));
+    sigint_closes_a_connection_idle_for(2, Duration::from_millis(1200));
 }
 
 #[test]

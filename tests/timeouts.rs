@@ -132,10 +132,11 @@ fn idle_keep_alive_connection_is_closed() {
     );
 }
 
-/// A keep-alive connection waits for its next request with its task until the core's
-/// linger tick (500 ms), then is parked with the engine for the rest of keepAlive (1s
-/// here). Requests that come while it lingers and after it was parked are served on
-/// the same connection, and it still closes once idle.
+/// After its first answer a keep-alive connection is parked with the engine at once;
+/// from its second on, it waits for its next request with its task until the core's
+/// linger tick (500 ms), then is parked for the rest of keepAlive (1s here). Requests
+/// that come after a park, while it lingers, and after a linger ended in a park are all
+/// served on the same connection, and it still closes once idle.
 #[test]
 fn keep_alive_connection_is_served_while_lingering_and_after_parking() {
     let (backend, gw) = setup();
@@ -143,15 +144,16 @@ fn keep_alive_connection_is_served_while_lingering_and_after_parking() {
     for (pause, path) in [
         (0, "/echo/a"),
         (100, "/echo/b"),
-        (700, "/echo/c"),
+        (100, "/echo/c"),
         (700, "/echo/d"),
+        (700, "/echo/e"),
     ] {
         std::thread::sleep(Duration::from_millis(pause));
         c.send(get_req(path));
         let r = c.read_response();
         assert_eq!(r.status, 200, "{path} after {pause} ms idle");
     }
-    assert_eq!(backend.requests().len(), 4);
+    assert_eq!(backend.requests().len(), 5);
     let end = c.read_to_close(BOUND);
     assert!(end.closed, "still open {BOUND:?} after the last response");
     assert!(end.data.is_empty(), "{:?}", common::show(&end.data, 300));

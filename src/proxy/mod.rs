@@ -46,6 +46,8 @@ pub struct Client {
     pub buf: RecvBuf,
     pub peer: SocketAddr,
     pub core: Rc<CoreState>,
+    /// Requests answered on this connection so far (across parks), saturating.
+    pub served: u32,
 }
 
 /// The settings a connection uses before any config has arrived: built once, not on
@@ -54,9 +56,11 @@ static FALLBACK_SETTINGS: std::sync::LazyLock<Settings> =
     std::sync::LazyLock::new(Settings::default);
 
 /// What a parked connection does when its next bytes arrive: a new task serves it.
-pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard) -> Resume {
+/// `served` is how many requests the connection has had answered before.
+pub fn resume(core: Rc<CoreState>, peer: SocketAddr, guard: ConnGuard, served: u32) -> Resume {
     Box::new(move |conn: UringConn| {
-        portico_io::spawn_local(serve_connection(core, Socket::Uring(conn), peer, guard)).detach();
+        let serve = serve_connection(core, Socket::Uring(conn), peer, guard, served);
+        portico_io::spawn_local(serve).detach();
     })
 }
 
@@ -69,6 +73,7 @@ pub async fn serve_connection(
     conn: Socket,
     peer: SocketAddr,
     guard: ConnGuard,
+    served: u32,
 ) {
     // Used only while no config has arrived yet (the health probe answers 503 then).
     let fallback: &Settings = &FALLBACK_SETTINGS;
@@ -85,6 +90,7 @@ pub async fn serve_connection(
         ),
         peer,
         core,
+        served,
     };
     loop {
         let waiting = client.core.config();
@@ -94,10 +100,14 @@ pub async fn serve_connection(
             HeadRead::Park(idle) => {
                 drop(waiting);
                 let Client {
-                    conn, peer, core, ..
+                    conn,
+                    peer,
+                    core,
+                    served,
+                    ..
                 } = client;
                 if let Socket::Uring(conn) = conn {
-                    conn.park(idle, resume(core, peer, guard));
+                    conn.park(idle, resume(core, peer, guard, served));
                 }
                 return;
             }
@@ -116,7 +126,9 @@ pub async fn serve_connection(
         let settings = config.as_ref().map_or(fallback, |c| &c.settings);
         // Boxed: the request path's state (forwarding, policies) is large, and an idle
         // keep-alive connection should only hold what waiting for a head needs.
-        match Box::pin(handle(&mut client, &head, config.clone(), settings)).await {
+        let next = Box::pin(handle(&mut client, &head, config.clone(), settings)).await;
+        client.served = client.served.saturating_add(1);
+        match next {
             Next::KeepAlive if !client.core.is_draining() => {}
             Next::KeepAlive | Next::Close => return,
             Next::Tunnel(upstream) => return Box::pin(tunnel::run(client, *upstream)).await,
@@ -211,7 +223,11 @@ async fn linger(
     settings: &Settings,
 ) -> Result<std::io::Result<usize>, HeadRead> {
     let keep_alive = settings.timeouts.keep_alive;
-    if keep_alive <= crate::runtime::core::LINGER_TICK {
+    // Only a connection that has come back for a second request lingers: one that has
+    // had a single answer is as likely to stay idle (a client that opens a connection
+    // per request, or keeps one open in case), and parking it at once keeps a burst of
+    // such connections from holding a task and a buffer each for a tick.
+    if keep_alive <= crate::runtime::core::LINGER_TICK || client.served < 2 {
         return Err(HeadRead::Park(keep_alive));
     }
     if client.buf.capacity() > LINGER_BUF_KEEP {

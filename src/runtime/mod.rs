@@ -347,7 +347,7 @@ async fn accept_uring(core: &Rc<CoreState>, acceptor: &Acceptor) {
                     .map_or(Duration::from_secs(75), |c| c.settings.timeouts.keep_alive);
                 // No task until the first bytes arrive: a connection that has sent
                 // nothing holds a socket slot and nothing else.
-                let resume = crate::proxy::resume(core.clone(), peer, core.enter());
+                let resume = crate::proxy::resume(core.clone(), peer, core.enter(), 0);
                 conn.park(idle, resume);
             }
             Some(Err(e)) => {
@@ -380,7 +380,7 @@ async fn accept_glommio(core: &Rc<CoreState>, listener: &TcpListener) {
                 let guard = core.enter();
                 let core = core.clone();
                 let conn = Socket::Glommio(TcpConn::new(stream));
-                portico_io::spawn_local(crate::proxy::serve_connection(core, conn, peer, guard))
+                portico_io::spawn_local(crate::proxy::serve_connection(core, conn, peer, guard, 0))
                     .detach();
             }
             Some(Err(e)) => {
