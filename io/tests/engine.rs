@@ -1,8 +1,9 @@
 //! The io_uring engine against real sockets on 127.0.0.1: echo, bulk transfer through
 //! the provided-buffer ring with a slow reader (backpressure), large reads that adopt
-//! provided buffers instead of copying them, more connections with
-//! unread data than there are buffers (starvation and re-arm), parking and resuming,
-//! idle expiry, connect errors and a connect timeout carried by a linked ring timeout.
+//! provided buffers instead of copying them, more connections with unread data than
+//! there are buffers (starvation and re-arm), parking and resuming, idle expiry (and
+//! stale idle deadlines left by a socket that closed), connect errors and a connect
+//! timeout carried by a linked ring timeout.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, RecvBuf};
@@ -297,6 +298,75 @@ fn a_parked_connection_resumes_when_bytes_arrive_and_expires_when_idle() {
             );
             assert_eq!(engine.parked(), 0);
             assert!(resumed.borrow().is_empty(), "the idle one was not resumed");
+        })
+    });
+}
+
+/// A connection that parked, woke and closed leaves its idle deadline in the heap. The
+/// next connection takes the same socket slot and parks too, with a longer idle time:
+/// the old deadline must not close it.
+#[test]
+fn a_stale_idle_deadline_does_not_close_the_next_socket_in_its_slot() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let (go, wait) = std::sync::mpsc::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let mut a = TcpStream::connect(addr).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                a.write_all(b"a").unwrap();
+                let mut rest = Vec::new();
+                a.read_to_end(&mut rest).unwrap();
+                wait.recv().unwrap();
+                // `b` parks after `a`'s deadline was set and stays idle past it.
+                let mut b = TcpStream::connect(addr).unwrap();
+                b.set_read_timeout(Some(Duration::from_millis(1500)))
+                    .unwrap();
+                let mut one = [0u8; 1];
+                let early = b.read(&mut one);
+                b.write_all(b"b").unwrap();
+                let mut back = [0u8; 2];
+                b.read_exact(&mut back).unwrap();
+                (early.map_err(|e| e.kind()), back)
+            });
+            let resumed: Rc<RefCell<Vec<UringConn>>> = Rc::default();
+            let park = |conn: UringConn, idle: Duration| {
+                let sink = resumed.clone();
+                conn.park(idle, Box::new(move |c| sink.borrow_mut().push(c)));
+            };
+            // `a` parks with a short idle time, wakes and closes: its deadline stays.
+            park(acceptor.accept().await.unwrap(), Duration::from_millis(400));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while resumed.borrow().is_empty() {
+                assert!(Instant::now() < deadline, "never resumed");
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            drop(resumed.borrow_mut().pop());
+            // Once its slot is free, the next socket takes it (the slab reuses it).
+            while engine.sockets() > 0 {
+                assert!(Instant::now() < deadline, "slot never freed");
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            go.send(()).unwrap();
+            // `b` takes the freed slot and parks for 10 s.
+            park(acceptor.accept().await.unwrap(), Duration::from_secs(10));
+            while resumed.borrow().is_empty() {
+                assert!(Instant::now() < deadline, "b was closed or never resumed");
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            let mut b = resumed.borrow_mut().pop().unwrap();
+            let mut buf = RecvBuf::new(16, 16);
+            assert_eq!(read_exact(&mut b, &mut buf, 1).await, b"b");
+            b.send(b"ok").await.unwrap();
+            let (early, back) = join(client).await;
+            assert!(
+                matches!(
+                    early,
+                    Err(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+                ),
+                "b was closed while parked, before its idle time: {early:?}"
+            );
+            assert_eq!(&back, b"ok");
         })
     });
 }

@@ -64,8 +64,10 @@ pub(crate) struct Sock {
     /// A `UringConn` owns the slot.
     owned: bool,
     pub(crate) parked: Option<Resume>,
-    /// Bumped at each park, so a stale idle deadline is recognised.
-    pub(crate) seq: u32,
+    /// The engine-wide number of this socket's latest park, so that an idle deadline
+    /// left from an earlier park (of this socket, or of an earlier socket in the same
+    /// slot) is recognised as stale.
+    pub(crate) seq: u64,
 }
 
 impl Sock {
@@ -191,8 +193,10 @@ impl UringConn {
         sock.owned = false;
         sock.reader = None;
         sock.parked = Some(resume);
-        sock.seq = sock.seq.wrapping_add(1);
-        let seq = sock.seq;
+        st.park_seq += 1;
+        let seq = st.park_seq;
+        let sock = &mut st.socks[self.key];
+        sock.seq = seq;
         if !sock.armed {
             arm(&engine, &mut st, self.key);
         }
@@ -561,7 +565,7 @@ fn spill_all(engine: &Engine, st: &mut super::State) {
 }
 
 /// Closes parked socket `key` if it is still parked at `seq`; used by the sweeper.
-pub(crate) fn close_parked(engine: &Engine, key: usize, seq: Option<u32>) -> bool {
+pub(crate) fn close_parked(engine: &Engine, key: usize, seq: Option<u64>) -> bool {
     let resume = {
         let mut st = engine.st.borrow_mut();
         let Some(sock) = st.socks.get_mut(key) else {

@@ -126,6 +126,8 @@ pub(crate) struct State {
     pub(crate) holding: Vec<usize>,
     /// Parked sockets that became readable (or closed) in this tick.
     pub(crate) resumes: Vec<usize>,
+    /// Parks so far, numbering each park of any socket (see `Sock::seq`).
+    pub(crate) park_seq: u64,
 }
 
 thread_local! {

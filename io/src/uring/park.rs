@@ -1,7 +1,8 @@
 //! Idle deadlines of parked connections. A parked connection costs a socket slot and
 //! one heap entry; a sweeper task sleeps until the earliest deadline (or forever when
 //! nothing is parked) and closes what has been idle too long. Entries of connections
-//! that woke up earlier are skipped by their sequence number and compacted away when
+//! that woke up earlier are skipped by their sequence number (engine-wide, so that a
+//! stale entry never matches a later socket in the same slot) and compacted away when
 //! they outnumber the live ones.
 
 use super::{conn, Engine, State};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub(crate) struct Parked {
-    heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     /// Connections parked now.
     live: usize,
     /// When the sweeper means to wake next, and its waker.
@@ -34,7 +35,7 @@ impl Parked {
 }
 
 /// Records that socket `key` parked at `seq` for at most `idle`.
-pub(crate) fn add(st: &mut State, key: usize, seq: u32, idle: Duration) {
+pub(crate) fn add(st: &mut State, key: usize, seq: u64, idle: Duration) {
     let deadline = Instant::now() + idle;
     st.parked.heap.push(Reverse((deadline, key, seq)));
     st.parked.live += 1;
