@@ -217,8 +217,8 @@ const LINGER_BUF_KEEP: usize = 4096;
 /// been served and has nothing buffered: with its task until the core's next linger
 /// tick (a busy keep-alive connection then costs no task spawn per request), then
 /// parked for what is left of the keep-alive timeout. A connection that has had only
-/// one answer is parked at once. `Ok` is the receive's result, as
-/// on a connection that waits; `Err` is what happens to the connection instead.
+/// one answer is parked at once. `Ok` is the receive's result, as on a connection that
+/// waits; `Err` is what happens to the connection instead.
 async fn linger(
     client: &mut Client,
     settings: &Settings,

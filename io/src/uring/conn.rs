@@ -2,8 +2,8 @@
 //! on first read and left armed: each completion carries a provided buffer, queued here
 //! until the owner reads it (the bytes are copied into the owner's `RecvBuf` and the
 //! buffer goes straight back to the ring; a large chunk read into an empty `RecvBuf`
-//! becomes its storage instead, and the ring gets other memory for that buffer id). A reader that falls behind stops the
-//! multishot (backpressure) until it catches up. Sends are copied into a buffer the
+//! becomes its storage instead, and the ring gets other memory for that buffer id). A
+//! reader that falls behind stops the multishot (backpressure) until it catches up. Sends are copied into a buffer the
 //! operation owns, so dropping a send future never leaves the kernel reading freed
 //! memory.
 //!
@@ -184,18 +184,17 @@ impl UringConn {
     pub fn park(mut self, idle: Duration, resume: Resume) {
         let engine = self.engine.clone();
         let mut st = engine.st.borrow_mut();
-        let sock = &mut st.socks[self.key];
-        if sock.readable() {
+        if st.socks[self.key].readable() {
             drop(st);
             resume(self);
             return;
         }
-        sock.owned = false;
-        sock.reader = None;
-        sock.parked = Some(resume);
         st.park_seq += 1;
         let seq = st.park_seq;
         let sock = &mut st.socks[self.key];
+        sock.owned = false;
+        sock.reader = None;
+        sock.parked = Some(resume);
         sock.seq = seq;
         if !sock.armed {
             arm(&engine, &mut st, self.key);
