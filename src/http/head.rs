@@ -316,10 +316,7 @@ pub(crate) fn collect_fields(
             }
             _ => {}
         }
-        f.headers.push(Header {
-            name: h.name.to_owned(),
-            value: value.to_vec(),
-        });
+        f.headers.push(Header::new(h.name, value));
     }
 
     f.framing = if te_count > 0 {

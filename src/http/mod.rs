@@ -25,7 +25,7 @@ mod testutil;
 
 pub use body::{BodyDecoder, BodyKind, Decoded};
 pub use error::{BodyError, ParseError};
-pub use headers::Header;
+pub use headers::{Header, HeaderName, HeaderValue};
 pub use limits::Limits;
 pub use request::{parse_request_head, RequestHead};
 pub use response::{parse_response_head, ResponseHead};

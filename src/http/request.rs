@@ -303,14 +303,8 @@ mod tests {
         assert_eq!(
             h.headers,
             vec![
-                Header {
-                    name: "Host".into(),
-                    value: b"Example.COM:8080".to_vec()
-                },
-                Header {
-                    name: "Accept".into(),
-                    value: b"*/*".to_vec()
-                },
+                Header::new("Host", "Example.COM:8080"),
+                Header::new("Accept", "*/*"),
             ]
         );
         ok(buf);

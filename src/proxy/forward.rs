@@ -328,10 +328,7 @@ pub async fn deliver(
                         !n.eq_ignore_ascii_case("content-length")
                             && !n.eq_ignore_ascii_case("transfer-encoding")
                     })
-                    .map(|(name, value)| crate::http::Header {
-                        name,
-                        value: value.into_bytes(),
-                    })
+                    .map(|(name, value)| crate::http::Header::new(name, value))
                     .chain(
                         resp.headers
                             .iter()

@@ -306,7 +306,7 @@ impl ResponseHook for Outbound<'_> {
         let response_headers: Vec<(String, String)> = resp
             .headers
             .iter()
-            .map(|h| (h.name.clone(), Headers::text(&h.value)))
+            .map(|h| (h.name.to_string(), Headers::text(&h.value)))
             .collect();
         if self.pipeline.outbound.is_empty() {
             if self.cx.response_headers.0.is_empty() && self.cx.after_response.is_empty() {
@@ -398,7 +398,7 @@ fn build_context(
     let mut headers = Headers(
         head.headers
             .iter()
-            .map(|h| (h.name.clone(), Headers::text(&h.value)))
+            .map(|h| (h.name.to_string(), Headers::text(&h.value)))
             .collect(),
     );
     if m.key_place.in_header {

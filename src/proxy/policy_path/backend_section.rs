@@ -421,7 +421,7 @@ fn response_of(resp: &ResponseHead) -> Response {
         headers: Headers(
             resp.headers
                 .iter()
-                .map(|h| (h.name.clone(), Headers::text(&h.value)))
+                .map(|h| (h.name.to_string(), Headers::text(&h.value)))
                 .collect(),
         ),
         body: None,
