@@ -150,8 +150,10 @@ pub(crate) fn scan_head(
 /// The index of the first byte in `buf[from..end]` that is a CR, LF or other
 /// control byte (HTAB aside) or DEL, or `end` when there is none (or `from`
 /// when `from >= end`). Eight bytes at a time with the SWAR "has a byte less
-/// than n" and "has a zero byte" tricks; a word that may hold one (HTAB sets the
-/// first test off too) is finished byte by byte.
+/// than n" and "has a zero byte" tricks. In each test the lowest flagged byte is
+/// exact (a borrow can only flag bytes above a real hit), so the first hit of
+/// either is the lowest bit of both together: the scan jumps there, and steps
+/// over it when it is an HTAB. Fewer than eight bytes left go byte by byte.
 fn skip_ordinary(buf: &[u8], mut from: usize, end: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -163,8 +165,14 @@ fn skip_ordinary(buf: &[u8], mut from: usize, end: usize) -> usize {
         let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
         let d = x ^ (LO * 0x7f);
         let del = d.wrapping_sub(LO) & !d & HI;
-        if below_space | del != 0 {
-            break;
+        let hits = below_space | del;
+        if hits != 0 {
+            let at = from + (hits.trailing_zeros() / 8) as usize;
+            if buf.get(at) != Some(&b'\t') {
+                return at;
+            }
+            from = at + 1;
+            continue;
         }
         from += 8;
     }
@@ -510,6 +518,43 @@ mod tests {
         // HTAB, SP and obs-text are ordinary.
         let mixed = b"a\tb c\x80\xff\x7e d\te\tf\tg\th\x20\r";
         assert_eq!(skip_ordinary(mixed, 0, mixed.len()), mixed.len() - 1);
+    }
+
+    /// Against a byte-by-byte scan, on lines mixing the bytes that border the tests
+    /// (HTAB, SP, DEL's neighbours, obs-text) with a special at every place, and
+    /// from every start: the jump to the lowest flagged byte must land where a
+    /// byte-by-byte scan stops.
+    #[test]
+    fn skip_ordinary_agrees_with_a_byte_scan() {
+        let reference = |buf: &[u8], from: usize, end: usize| {
+            (from..end)
+                .find(|&i| !matches!(CLASS[usize::from(buf[i])], ORD | WS))
+                .unwrap_or(end.max(from))
+        };
+        let fill = [b'\t', b' ', 0x7e, 0x80, 0xff, b'a', 0x21, b'\t', 0xa0];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..2000 {
+            let len = 1 + round % 40;
+            let mut line: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    fill[(state % fill.len() as u64) as usize]
+                })
+                .collect();
+            if round % 3 != 0 {
+                let at = (state >> 20) as usize % len;
+                line[at] = [b'\r', b'\n', 0, 0x1f, 0x7f, 0x0b][(state >> 40) as usize % 6];
+            }
+            for from in 0..=len {
+                assert_eq!(
+                    skip_ordinary(&line, from, len),
+                    reference(&line, from, len),
+                    "{line:?} from {from}"
+                );
+            }
+        }
     }
 
     #[test]
