@@ -11,7 +11,7 @@
 //!   between requests;
 //! * when nothing is in flight or ready, the driver sleeps on an eventfd registered with
 //!   the ring, read through glommio's own reactor: an idle core sleeps in the kernel,
-//!   it never spins.
+//!   it never spins. The eventfd is on only for that sleep.
 //!
 //! Whether another task is runnable is known by counting polls: the tasks of a core
 //! that runs the engine are spawned with [`spawn_local`], which counts each poll.
@@ -157,6 +157,8 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
     // SAFETY: a fresh descriptor we own.
     let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
     ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+    // Off until the driver sleeps in glommio's reactor (see `Engine::eventfd_on`).
+    ring.completion().disable_eventfd();
     // Saves the descriptor lookup on every enter (5.18+); optional.
     if let Err(e) = ring.submitter().register_ring_fd() {
         tracing::debug!(error = %e, "ring fd not registered");
@@ -286,6 +288,36 @@ impl Engine {
         self.ring.borrow_mut().submission().is_empty() && self.backlog.borrow().is_empty()
     }
 
+    /// Turns the eventfd on before the driver sleeps in glommio's reactor, the only
+    /// time anything listens to it. While the driver is awake the eventfd stays off:
+    /// the kernel would otherwise signal it for every batch of completion work (1.7%
+    /// of the core at 20,000 plain requests per second, `perf record`). Work queued
+    /// while it was off signalled nothing, so this enters the ring once after turning
+    /// it on: the enter runs that work, and anything queued later signals. Returns
+    /// false, with the eventfd off again, when the enter found completions to handle
+    /// (or something is queued): the driver ticks instead of sleeping.
+    fn eventfd_on(&self) -> bool {
+        {
+            let mut ring = self.ring.borrow_mut();
+            ring.completion().enable_eventfd();
+            // The kernel adds work, then reads the flag; this writes the flag, then
+            // enters and looks for work: with a full fence on both sides, one of them
+            // sees the other.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            enter(&mut ring);
+        }
+        if self.tick() > 0 || !self.nothing_queued() {
+            self.eventfd_off();
+            return false;
+        }
+        true
+    }
+
+    /// Turns the eventfd off again once the driver is awake.
+    fn eventfd_off(&self) {
+        self.ring.borrow_mut().completion().disable_eventfd();
+    }
+
     /// Waits in the ring until a completion arrives or `dur` passes, running deferred
     /// completion work; the completions are reaped by the next tick.
     fn wait(&self, dur: std::time::Duration) {
@@ -410,6 +442,9 @@ async fn drive(weak: std::rc::Weak<Engine>) {
             }
             continue;
         }
+        if !engine.eventfd_on() {
+            continue;
+        }
         let fired = futures_lite::future::poll_fn(|cx| {
             if !engine.nothing_queued() {
                 return Poll::Ready(false);
@@ -423,6 +458,7 @@ async fn drive(weak: std::rc::Weak<Engine>) {
             }
         })
         .await;
+        engine.eventfd_off();
         engine.driver.take();
         drop(engine);
         if fired {
