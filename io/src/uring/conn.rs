@@ -3,9 +3,9 @@
 //! until the owner reads it (the bytes are copied into the owner's `RecvBuf` and the
 //! buffer goes straight back to the ring; a large chunk read into an empty `RecvBuf`
 //! becomes its storage instead, and the ring gets other memory for that buffer id). A
-//! reader that falls behind stops the multishot (backpressure) until it catches up. Sends are copied into a buffer the
-//! operation owns, so dropping a send future never leaves the kernel reading freed
-//! memory.
+//! reader that falls behind stops the multishot (backpressure) until it catches up.
+//! Sends are copied into a buffer the operation owns, so dropping a send future never
+//! leaves the kernel reading freed memory.
 //!
 //! A connection with nothing to do can be *parked*: no task holds it, only a slot with
 //! its descriptor and a resume callback, called when bytes arrive.
