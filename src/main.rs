@@ -56,6 +56,11 @@ enum Command {
         /// (docs/io-engine.md, "Waiting in the ring"). On by default.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTICO_RING_WAIT")]
         ring_wait: bool,
+        /// Whether sockets are also installed in each ring's table of registered
+        /// descriptors, which spares the kernel a descriptor lookup per operation
+        /// (docs/io-engine.md, "Registered descriptors"). On by default.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTICO_FIXED_FILES")]
+        fixed_files: bool,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
             io_engine,
             ring_flags,
             ring_wait,
+            fixed_files,
             log,
         } => {
             init_logging(&log);
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
                         RingFlagsArg::Plain => Flavor::Plain,
                     },
                     ring_wait,
+                    fixed_files,
                 },
             };
             match runtime::run(opts).context("gateway") {

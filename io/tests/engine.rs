@@ -2,26 +2,34 @@
 //! the provided-buffer ring with a slow reader (backpressure), large reads that adopt
 //! provided buffers instead of copying them, more connections with unread data than
 //! there are buffers (starvation and re-arm), parking and resuming, idle expiry (and
-//! stale idle deadlines left by a socket that closed), connect errors and a connect
-//! timeout carried by a linked ring timeout.
+//! stale idle deadlines left by a socket that closed), connect errors, a connect
+//! timeout carried by a linked ring timeout, and sockets named by their index in the
+//! ring's table of registered descriptors (slots reused within one tick).
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, RecvBuf};
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+type Body<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
 /// Runs `f` on a fresh glommio executor with a started engine.
-fn on_engine<T: Send + 'static>(
-    f: impl FnOnce(Rc<Engine>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>
-        + Send
-        + 'static,
+fn on_engine<T: Send + 'static>(f: impl FnOnce(Rc<Engine>) -> Body<T> + Send + 'static) -> T {
+    on_engine_with(Options::default(), f)
+}
+
+/// As [`on_engine`], with the engine started with `opts`.
+fn on_engine_with<T: Send + 'static>(
+    opts: Options,
+    f: impl FnOnce(Rc<Engine>) -> Body<T> + Send + 'static,
 ) -> T {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .spawn(move || async move {
-            let engine = uring::start(Options::default()).expect("the engine starts here");
+            let engine = uring::start(opts).expect("the engine starts here");
             f(engine).await
         })
         .expect("executor")
@@ -448,4 +456,143 @@ fn a_paused_acceptor_leaves_clients_in_the_backlog() {
             drop((conn, next, second));
         })
     });
+}
+
+/// An echo server on its own threads; every connection's received bytes are sent on
+/// the channel when the peer closes. Stops after `conns` connections.
+fn echo_server(conns: usize) -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..conns {
+            let (mut s, _) = server.accept().unwrap();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 256];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.send(got);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A connection on the engine, made with a blocking connect (loopback: the kernel
+/// completes it without the server accepting).
+fn open(engine: &Rc<Engine>, addr: SocketAddr) -> UringConn {
+    UringConn::from_fd(engine, TcpStream::connect(addr).unwrap().into_raw_fd())
+}
+
+#[test]
+fn sockets_in_the_table_are_named_by_their_index() {
+    let (addr, streams) = echo_server(1);
+    on_engine_with(
+        Options {
+            fixed_files: 4,
+            ..Options::default()
+        },
+        move |engine| {
+            Box::pin(async move {
+                assert_eq!(engine.fixed_slots(), 4);
+                let stream = TcpStream::connect(addr).unwrap();
+                let fd = stream.as_raw_fd();
+                let mut conn = UringConn::from_fd(&engine, stream.into_raw_fd());
+                // Let the install run, then put /dev/null under the socket's descriptor
+                // number: an operation that named the descriptor would now fail.
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                let null = std::fs::File::open("/dev/null").unwrap();
+                // SAFETY: dup2 onto a descriptor this test owns; the engine's close of
+                // that number later closes the /dev/null copy.
+                assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), fd) }, fd);
+                let mut buf = RecvBuf::new(64, 1024);
+                conn.send(b"by index").await.unwrap();
+                assert_eq!(read_exact(&mut conn, &mut buf, 8).await, b"by index");
+            })
+        },
+    );
+    assert_eq!(streams.recv().unwrap(), b"by index");
+}
+
+#[test]
+fn reused_table_slots_never_cross_sockets() {
+    const ROUNDS: usize = 100;
+    const HOLDERS: usize = 3;
+    let (addr, streams) = echo_server(HOLDERS + ROUNDS * 4);
+    on_engine_with(
+        Options {
+            fixed_files: 4,
+            ..Options::default()
+        },
+        move |engine| {
+            Box::pin(async move {
+                // Slots 0-2 stay taken; each round's sockets get slot 3 (in the table)
+                // and slot 4 (beyond it: named by descriptor).
+                let mut holders: Vec<UringConn> =
+                    (0..HOLDERS).map(|_| open(&engine, addr)).collect();
+                let mut buf = RecvBuf::new(64, 1024);
+                for round in 0..ROUNDS {
+                    // The last round's sockets leave their slots once their receives
+                    // are cancelled.
+                    while engine.sockets() > HOLDERS {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                    let doomed = [open(&engine, addr), open(&engine, addr)];
+                    for (i, mut conn) in doomed.into_iter().enumerate() {
+                        // Queue a send, then drop the connection in the same tick: its
+                        // slot is free at once, with its install, send and closes still
+                        // queued ahead of the next socket's install in that slot.
+                        let msg = format!("a{i}:{round:04};");
+                        let sent = futures_lite::future::poll_once(conn.send(msg.as_bytes()));
+                        assert!(
+                            sent.await.is_none(),
+                            "a send completes only in a later tick"
+                        );
+                        drop(conn);
+                    }
+                    // Both take their slots in the same tick as the drops above.
+                    let fresh = [open(&engine, addr), open(&engine, addr)];
+                    for (i, mut conn) in fresh.into_iter().enumerate() {
+                        let msg = format!("b{i}:{round:04};");
+                        conn.send(msg.as_bytes()).await.unwrap();
+                        let back = read_exact(&mut conn, &mut buf, msg.len()).await;
+                        assert_eq!(back, msg.as_bytes(), "round {round}");
+                    }
+                }
+                for (i, conn) in holders.iter_mut().enumerate() {
+                    let msg = format!("h{i}:done;");
+                    conn.send(msg.as_bytes()).await.unwrap();
+                    assert_eq!(read_exact(conn, &mut buf, msg.len()).await, msg.as_bytes());
+                }
+            })
+        },
+    );
+    let mut seen = Vec::new();
+    for _ in 0..HOLDERS + ROUNDS * 4 {
+        let got = streams.recv_timeout(Duration::from_secs(30)).unwrap();
+        let text = String::from_utf8(got).unwrap();
+        // Every connection carried at most one message, and only its own.
+        assert!(
+            text.is_empty() || (text.len() == 8 && text.matches(';').count() == 1),
+            "a connection received {text:?}"
+        );
+        seen.push(text);
+    }
+    for round in 0..ROUNDS {
+        for i in 0..2 {
+            let msg = format!("b{i}:{round:04};");
+            assert_eq!(seen.iter().filter(|t| **t == msg).count(), 1, "{msg}");
+            let msg = format!("a{i}:{round:04};");
+            assert!(seen.iter().filter(|t| **t == msg).count() <= 1, "{msg}");
+        }
+    }
+    for i in 0..HOLDERS {
+        assert!(seen.contains(&format!("h{i}:done;")));
+    }
 }

@@ -35,6 +35,7 @@ pub fn start(choice: IoEngine) -> Result<Option<Rc<Engine>>, String> {
     match uring::start(uring::Options {
         flavor: Flavor::Defer,
         block: false,
+        ..uring::Options::default()
     }) {
         Ok(engine) => Ok(Some(engine)),
         Err(e) if choice == IoEngine::Auto => {

@@ -62,6 +62,9 @@ pub struct IoChoice {
     pub flavor: Flavor,
     /// `uring::Options::block`: wait in the ring for a moment before sleeping.
     pub ring_wait: bool,
+    /// `uring::Options::fixed_files`: name sockets by their index in the ring's table
+    /// of registered descriptors.
+    pub fixed_files: bool,
 }
 
 impl Default for IoChoice {
@@ -70,6 +73,7 @@ impl Default for IoChoice {
             engine: IoEngine::Auto,
             flavor: Flavor::Defer,
             ring_wait: true,
+            fixed_files: true,
         }
     }
 }
@@ -213,11 +217,17 @@ fn start_engine(index: usize, io: IoChoice) -> Result<Option<Rc<uring::Engine>>,
     match uring::start(uring::Options {
         flavor: io.flavor,
         block: io.ring_wait,
+        fixed_files: if io.fixed_files {
+            uring::Options::default().fixed_files
+        } else {
+            0
+        },
     }) {
         Ok(engine) => {
             tracing::info!(
                 core = index,
                 flags = engine.flavor().name(),
+                registered_descriptors = engine.fixed_slots(),
                 "io engine: io_uring"
             );
             Ok(Some(engine))

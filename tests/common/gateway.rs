@@ -120,6 +120,7 @@ impl GatewayBuilder {
             .env_remove("PORTICO_IO_ENGINE")
             .env_remove("PORTICO_RING_FLAGS")
             .env_remove("PORTICO_RING_WAIT")
+            .env_remove("PORTICO_FIXED_FILES")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

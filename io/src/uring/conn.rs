@@ -11,10 +11,11 @@
 //! its descriptor and a resume callback, called when bytes arrive.
 
 use super::bufring;
+use super::fixed::{self, on_target, Target};
 use super::op::{self, Keep};
 use super::{park, user_data, Engine, TAG_NONE, TAG_RECV};
 use crate::{Conn, RecvBuf};
-use io_uring::{cqueue, opcode, types};
+use io_uring::{cqueue, opcode, squeue, types};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
@@ -47,6 +48,8 @@ struct Chunk {
 /// A socket's slot.
 pub(crate) struct Sock {
     fd: RawFd,
+    /// What its operations name it by (its index in the ring's table, or `fd`).
+    target: Target,
     /// Bytes copied out of provided buffers when the ring ran low (`spill[spill_at..]`);
     /// they come before `chunks`.
     spill: Vec<u8>,
@@ -81,16 +84,27 @@ pub struct UringConn {
     engine: Rc<Engine>,
     key: usize,
     fd: RawFd,
+    target: Target,
     send_buf: Vec<u8>,
     /// False once parked: the slot is the engine's again.
     live: bool,
 }
 
 impl UringConn {
-    /// Takes ownership of a connected socket.
+    /// Takes ownership of a connected socket. When its slot has an index in the
+    /// ring's table of registered descriptors, the socket is installed there (the
+    /// entry goes before any operation on it) and named by that index from then on.
     pub fn from_fd(engine: &Rc<Engine>, fd: RawFd) -> Self {
-        let key = engine.st.borrow_mut().socks.insert(Sock {
+        let mut st = engine.st.borrow_mut();
+        let entry = st.socks.vacant_entry();
+        let key = entry.key();
+        let target = match u32::try_from(key) {
+            Ok(index) if index < engine.fixed_slots => Target::Fixed(index),
+            _ => Target::Fd(fd),
+        };
+        entry.insert(Sock {
             fd,
+            target,
             spill: Vec::new(),
             spill_at: 0,
             chunks: VecDeque::new(),
@@ -105,14 +119,22 @@ impl UringConn {
             parked: None,
             seq: 0,
         });
-        Self::for_slot(engine, key, fd)
+        drop(st);
+        if let Target::Fixed(index) = target {
+            let fd = Box::new(fd);
+            let sqe = fixed::install(index, &fd);
+            // SAFETY: the entry points to `fd`, which the operation's slot keeps.
+            unsafe { op::submit_detached(engine, sqe, Keep::Install(fd)) };
+        }
+        Self::for_slot(engine, key, fd, target)
     }
 
-    fn for_slot(engine: &Rc<Engine>, key: usize, fd: RawFd) -> Self {
+    fn for_slot(engine: &Rc<Engine>, key: usize, fd: RawFd, target: Target) -> Self {
         Self {
             engine: engine.clone(),
             key,
             fd,
+            target,
             send_buf: Vec::new(),
             live: true,
         }
@@ -137,10 +159,13 @@ impl UringConn {
                 .sec(timeout.as_secs())
                 .nsec(timeout.subsec_nanos()),
         );
-        let connect =
-            opcode::Connect::new(types::Fd(conn.fd), sockaddr.as_ptr().cast(), sockaddr.len())
-                .build()
-                .flags(io_uring::squeue::Flags::IO_LINK);
+        let connect = on_target!(conn.target, t => opcode::Connect::new(
+            t,
+            sockaddr.as_ptr().cast(),
+            sockaddr.len()
+        )
+        .build())
+        .flags(squeue::Flags::IO_LINK);
         let limit = opcode::LinkTimeout::new(&*ts)
             .build()
             .user_data(user_data(TAG_NONE, 0));
@@ -295,13 +320,11 @@ impl UringConn {
         while sent < end {
             // SAFETY (of the pointer): it points into `buf`, which moves into the
             // operation's slot with its heap allocation unchanged.
-            let sqe = opcode::Send::new(
-                types::Fd(self.fd),
-                buf[sent..end].as_ptr(),
-                (end - sent).min(u32::MAX as usize) as u32,
-            )
-            .flags(libc::MSG_NOSIGNAL)
-            .build();
+            let ptr = buf[sent..end].as_ptr();
+            let len = (end - sent).min(u32::MAX as usize) as u32;
+            let sqe = on_target!(self.target, t => opcode::Send::new(t, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build());
             // SAFETY: the entry points into `buf`, kept by the slot until completion.
             let (res, keep) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::Buf(buf)) }.await;
             buf = match keep {
@@ -324,7 +347,7 @@ impl UringConn {
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        let sqe = opcode::Shutdown::new(types::Fd(self.fd), libc::SHUT_WR).build();
+        let sqe = on_target!(self.target, t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
         // SAFETY: the entry points to no memory.
         let (res, _) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::None) }.await;
         if res < 0 {
@@ -379,15 +402,14 @@ fn arm(engine: &Engine, st: &mut super::State, key: usize) {
     }
     let sock = &mut st.socks[key];
     sock.armed = true;
-    let sqe = opcode::RecvMulti::new(types::Fd(sock.fd), engine.bufs.group)
-        .build()
+    let sqe = on_target!(sock.target, t => opcode::RecvMulti::new(t, engine.bufs.group).build())
         .user_data(user_data(TAG_RECV, key));
     // SAFETY: the kernel picks a provided buffer; the entry points to no memory.
     unsafe { engine.push(&[sqe]) };
 }
 
-/// Closes socket `key`: its buffers go back, its receive is cancelled, its descriptor
-/// closed; the slot goes when the receive's last completion has arrived.
+/// Closes socket `key`: its buffers go back, its receive is cancelled, its index and
+/// descriptor closed; the slot goes when the receive's last completion has arrived.
 pub(crate) fn release(engine: &Engine, key: usize) {
     let mut st = engine.st.borrow_mut();
     let sock = &mut st.socks[key];
@@ -399,22 +421,26 @@ pub(crate) fn release(engine: &Engine, key: usize) {
     sock.spill = Vec::new();
     sock.spill_at = 0;
     sock.queued = 0;
-    let fd = sock.fd;
-    let close = opcode::Close::new(types::Fd(fd))
-        .build()
-        .user_data(user_data(TAG_NONE, 0));
+    let mut sqes: [squeue::Entry; 3] = std::array::from_fn(|_| opcode::Nop::new().build());
+    let mut n = 0;
     if sock.armed {
-        let cancel = opcode::AsyncCancel::new(user_data(TAG_RECV, key))
-            .build()
-            .user_data(user_data(TAG_NONE, 0));
+        sqes[n] = opcode::AsyncCancel::new(user_data(TAG_RECV, key)).build();
+        n += 1;
         sock.cancelling = true;
-        // SAFETY: neither entry points to memory.
-        unsafe { engine.push(&[cancel, close]) };
-    } else {
-        st.socks.remove(key);
-        // SAFETY: as above.
-        unsafe { engine.push(&[close]) };
     }
+    for close in fixed::close(sock.target, sock.fd).into_iter().flatten() {
+        sqes[n] = close;
+        n += 1;
+    }
+    if !sock.armed {
+        st.socks.remove(key);
+    }
+    for sqe in &mut sqes[..n] {
+        sqe.set_user_data(user_data(TAG_NONE, 0));
+    }
+    // SAFETY: none of the entries points to memory. They are not linked: each runs
+    // whatever the others' results.
+    unsafe { engine.push(&sqes[..n]) };
 }
 
 /// Handles a completion of socket `key`'s multishot receive.
@@ -503,11 +529,11 @@ pub(crate) fn after_tick(engine: &Engine) {
                     let resume = sock.parked.take()?;
                     sock.owned = true;
                     st.parked.forget();
-                    Some((resume, sock.fd))
+                    Some((resume, sock.fd, sock.target))
                 })
             };
-            if let Some((resume, fd)) = taken {
-                let conn = UringConn::for_slot(&rc, key, fd);
+            if let Some((resume, fd, target)) = taken {
+                let conn = UringConn::for_slot(&rc, key, fd, target);
                 if conn.is_closed() {
                     // The peer left while idle: close without waking anything.
                     drop(resume);

@@ -23,6 +23,7 @@
 mod accept;
 mod bufring;
 mod conn;
+mod fixed;
 mod op;
 mod park;
 mod setup;
@@ -77,6 +78,10 @@ pub struct Options {
     /// timers by as much, so a core whose timers must fire on time (a load generator
     /// pacing its requests) leaves it off.
     pub block: bool,
+    /// The most slots of the ring's table of registered descriptors (`fixed`): the
+    /// sockets of the first this many slots are installed there. 0 turns it off. The
+    /// table is smaller when the process may not hold that many descriptors.
+    pub fixed_files: u32,
 }
 
 impl Default for Options {
@@ -84,6 +89,7 @@ impl Default for Options {
         Self {
             flavor: Flavor::Defer,
             block: true,
+            fixed_files: fixed::MAX_SLOTS,
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Engine {
     may_block: Cell<bool>,
     /// `Options::block`.
     block: bool,
+    /// Slots in the ring's table of registered descriptors; 0 without one.
+    fixed_slots: u32,
     me: std::rc::Weak<Engine>,
 }
 
@@ -163,6 +171,7 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
     if let Err(e) = ring.submitter().register_ring_fd() {
         tracing::debug!(error = %e, "ring fd not registered");
     }
+    let fixed_slots = fixed::register(&ring.submitter(), opts.fixed_files);
     let engine = Rc::new_cyclic(|me| Engine {
         me: me.clone(),
         ring: RefCell::new(ring),
@@ -175,6 +184,7 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
         busy: Cell::new(false),
         may_block: Cell::new(false),
         block: opts.block,
+        fixed_slots,
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(engine.clone()));
     // The driver is not counted: it compares the count across its own yield.
@@ -187,6 +197,12 @@ impl Engine {
     /// Which ring flags this core runs with.
     pub fn flavor(&self) -> Flavor {
         self.flavor
+    }
+
+    /// Slots in the ring's table of registered descriptors (0: sockets are named by
+    /// their descriptors only).
+    pub fn fixed_slots(&self) -> u32 {
+        self.fixed_slots
     }
 
     /// Queues `sqes` (already tagged) for the next flush. Linked entries stay together.

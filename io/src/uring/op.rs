@@ -18,6 +18,8 @@ pub(crate) enum Keep {
     /// A connect's address and its linked timeout's duration: held, never read.
     #[allow(dead_code)]
     Connect(Box<socket2::SockAddr>, Box<io_uring::types::Timespec>),
+    /// The descriptor an install into the ring's table reads.
+    Install(Box<std::os::fd::RawFd>),
 }
 
 pub(crate) struct OneShot {
@@ -49,6 +51,23 @@ pub(crate) unsafe fn submit(engine: &Rc<Engine>, sqes: &mut [squeue::Entry], kee
     }
 }
 
+/// Queues `sqe` with nobody waiting for its result: the slot keeps `keep` until the
+/// completion, which frees it.
+///
+/// # Safety
+/// As for [`submit`].
+pub(crate) unsafe fn submit_detached(engine: &Engine, mut sqe: squeue::Entry, keep: Keep) {
+    let key = engine.st.borrow_mut().ops.insert(OneShot {
+        res: None,
+        waker: None,
+        orphan: true,
+        keep,
+    });
+    sqe = sqe.user_data(user_data(TAG_OP, key));
+    // SAFETY: the memory is in the slot, which lives until the completion.
+    unsafe { engine.push(&[sqe]) };
+}
+
 /// Records a completion.
 pub(crate) fn complete(engine: &Engine, key: usize, res: i32) {
     let mut st = engine.st.borrow_mut();
@@ -56,7 +75,11 @@ pub(crate) fn complete(engine: &Engine, key: usize, res: i32) {
         return;
     };
     if op.orphan {
-        st.ops.remove(key);
+        let op = st.ops.remove(key);
+        if let (Keep::Install(fd), Err(e)) = (&op.keep, super::fixed::installed(res)) {
+            // The socket's operations fail (its index is empty) and it is closed.
+            tracing::warn!(fd = **fd, error = %e, "socket not installed in the ring's table");
+        }
         return;
     }
     op.res = Some(res);
