@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RingFlagsArg::Defer, env = "PORTICO_RING_FLAGS")]
         ring_flags: RingFlagsArg,
         /// Whether a core that goes idle right after being busy first waits for up to
-        /// 1 ms in its own ring, instead of going through glommio's sleep at once
+        /// 10 ms in its own ring, instead of going through glommio's sleep at once
         /// (docs/io-engine.md, "Waiting in the ring"). On by default.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PORTICO_RING_WAIT")]
         ring_wait: bool,
