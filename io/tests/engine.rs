@@ -490,34 +490,44 @@ fn open(engine: &Rc<Engine>, addr: SocketAddr) -> UringConn {
     UringConn::from_fd(engine, TcpStream::connect(addr).unwrap().into_raw_fd())
 }
 
+/// As [`on_engine`], with a table of 4 registered descriptors: slots 0-3 are named by
+/// index, later ones by descriptor.
+fn on_engine_with_4_slots<T: Send + 'static>(
+    f: impl FnOnce(Rc<Engine>) -> Body<T> + Send + 'static,
+) -> T {
+    let opts = Options {
+        fixed_files: 4,
+        ..Options::default()
+    };
+    on_engine_with(opts, |engine| {
+        assert_eq!(engine.fixed_slots(), 4);
+        f(engine)
+    })
+}
+
 #[test]
 fn sockets_in_the_table_are_named_by_their_index() {
     let (addr, streams) = echo_server(1);
-    on_engine_with(
-        Options {
-            fixed_files: 4,
-            ..Options::default()
-        },
-        move |engine| {
-            Box::pin(async move {
-                assert_eq!(engine.fixed_slots(), 4);
-                let stream = TcpStream::connect(addr).unwrap();
-                let fd = stream.as_raw_fd();
-                let mut conn = UringConn::from_fd(&engine, stream.into_raw_fd());
-                // Let the install run, then put /dev/null under the socket's descriptor
-                // number: an operation that named the descriptor would now fail.
-                glommio::timer::sleep(Duration::from_millis(20)).await;
-                let null = std::fs::File::open("/dev/null").unwrap();
-                // SAFETY: dup2 onto a descriptor this test owns; the engine's close of
-                // that number later closes the /dev/null copy.
-                assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), fd) }, fd);
-                let mut buf = RecvBuf::new(64, 1024);
-                conn.send(b"by index").await.unwrap();
-                assert_eq!(read_exact(&mut conn, &mut buf, 8).await, b"by index");
-            })
-        },
-    );
-    assert_eq!(streams.recv().unwrap(), b"by index");
+    on_engine_with_4_slots(move |engine| {
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).unwrap();
+            let fd = stream.as_raw_fd();
+            let mut conn = UringConn::from_fd(&engine, stream.into_raw_fd());
+            let mut buf = RecvBuf::new(64, 1024);
+            // One round trip: the install went to the kernel ahead of this send.
+            conn.send(b"first;").await.unwrap();
+            assert_eq!(read_exact(&mut conn, &mut buf, 6).await, b"first;");
+            // Now /dev/null under the socket's descriptor number: an operation that
+            // named the descriptor would fail.
+            let null = std::fs::File::open("/dev/null").unwrap();
+            // SAFETY: dup2 onto a descriptor this test owns; the engine's close of that
+            // number later closes the /dev/null copy.
+            assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), fd) }, fd);
+            conn.send(b"by index").await.unwrap();
+            assert_eq!(read_exact(&mut conn, &mut buf, 8).await, b"by index");
+        })
+    });
+    assert_eq!(streams.recv().unwrap(), b"first;by index");
 }
 
 #[test]
@@ -525,54 +535,47 @@ fn reused_table_slots_never_cross_sockets() {
     const ROUNDS: usize = 100;
     const HOLDERS: usize = 3;
     let (addr, streams) = echo_server(HOLDERS + ROUNDS * 4);
-    on_engine_with(
-        Options {
-            fixed_files: 4,
-            ..Options::default()
-        },
-        move |engine| {
-            Box::pin(async move {
-                // Slots 0-2 stay taken; each round's sockets get slot 3 (in the table)
-                // and slot 4 (beyond it: named by descriptor).
-                let mut holders: Vec<UringConn> =
-                    (0..HOLDERS).map(|_| open(&engine, addr)).collect();
-                let mut buf = RecvBuf::new(64, 1024);
-                for round in 0..ROUNDS {
-                    // The last round's sockets leave their slots once their receives
-                    // are cancelled.
-                    while engine.sockets() > HOLDERS {
-                        glommio::timer::sleep(Duration::from_millis(1)).await;
-                    }
-                    let doomed = [open(&engine, addr), open(&engine, addr)];
-                    for (i, mut conn) in doomed.into_iter().enumerate() {
-                        // Queue a send, then drop the connection in the same tick: its
-                        // slot is free at once, with its install, send and closes still
-                        // queued ahead of the next socket's install in that slot.
-                        let msg = format!("a{i}:{round:04};");
-                        let sent = futures_lite::future::poll_once(conn.send(msg.as_bytes()));
-                        assert!(
-                            sent.await.is_none(),
-                            "a send completes only in a later tick"
-                        );
-                        drop(conn);
-                    }
-                    // Both take their slots in the same tick as the drops above.
-                    let fresh = [open(&engine, addr), open(&engine, addr)];
-                    for (i, mut conn) in fresh.into_iter().enumerate() {
-                        let msg = format!("b{i}:{round:04};");
-                        conn.send(msg.as_bytes()).await.unwrap();
-                        let back = read_exact(&mut conn, &mut buf, msg.len()).await;
-                        assert_eq!(back, msg.as_bytes(), "round {round}");
-                    }
+    on_engine_with_4_slots(move |engine| {
+        Box::pin(async move {
+            // Slots 0-2 stay taken; each round's sockets get slot 3 (in the table)
+            // and slot 4 (beyond it: named by descriptor).
+            let mut holders: Vec<UringConn> = (0..HOLDERS).map(|_| open(&engine, addr)).collect();
+            let mut buf = RecvBuf::new(64, 1024);
+            for round in 0..ROUNDS {
+                // The last round's sockets leave their slots once their receives
+                // are cancelled.
+                while engine.sockets() > HOLDERS {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
                 }
-                for (i, conn) in holders.iter_mut().enumerate() {
-                    let msg = format!("h{i}:done;");
+                let doomed = [open(&engine, addr), open(&engine, addr)];
+                for (i, mut conn) in doomed.into_iter().enumerate() {
+                    // Queue a send, then drop the connection in the same tick: its
+                    // slot is free at once, with its install, send and closes still
+                    // queued ahead of the next socket's install in that slot.
+                    let msg = format!("a{i}:{round:04};");
+                    let sent = futures_lite::future::poll_once(conn.send(msg.as_bytes()));
+                    assert!(
+                        sent.await.is_none(),
+                        "a send completes only in a later tick"
+                    );
+                    drop(conn);
+                }
+                // Both take their slots in the same tick as the drops above.
+                let fresh = [open(&engine, addr), open(&engine, addr)];
+                for (i, mut conn) in fresh.into_iter().enumerate() {
+                    let msg = format!("b{i}:{round:04};");
                     conn.send(msg.as_bytes()).await.unwrap();
-                    assert_eq!(read_exact(conn, &mut buf, msg.len()).await, msg.as_bytes());
+                    let back = read_exact(&mut conn, &mut buf, msg.len()).await;
+                    assert_eq!(back, msg.as_bytes(), "round {round}");
                 }
-            })
-        },
-    );
+            }
+            for (i, conn) in holders.iter_mut().enumerate() {
+                let msg = format!("h{i}:done;");
+                conn.send(msg.as_bytes()).await.unwrap();
+                assert_eq!(read_exact(conn, &mut buf, msg.len()).await, msg.as_bytes());
+            }
+        })
+    });
     let mut seen = Vec::new();
     for _ in 0..HOLDERS + ROUNDS * 4 {
         let got = streams.recv_timeout(Duration::from_secs(30)).unwrap();
