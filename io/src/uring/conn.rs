@@ -48,8 +48,6 @@ struct Chunk {
 /// A socket's slot.
 pub(crate) struct Sock {
     fd: RawFd,
-    /// What its operations name it by (its index in the ring's table, or `fd`).
-    target: Target,
     /// Bytes copied out of provided buffers when the ring ran low (`spill[spill_at..]`);
     /// they come before `chunks`.
     spill: Vec<u8>,
@@ -84,7 +82,6 @@ pub struct UringConn {
     engine: Rc<Engine>,
     key: usize,
     fd: RawFd,
-    target: Target,
     send_buf: Vec<u8>,
     /// False once parked: the slot is the engine's again.
     live: bool,
@@ -95,16 +92,8 @@ impl UringConn {
     /// ring's table of registered descriptors, the socket is installed there (the
     /// entry goes before any operation on it) and named by that index from then on.
     pub fn from_fd(engine: &Rc<Engine>, fd: RawFd) -> Self {
-        let mut st = engine.st.borrow_mut();
-        let entry = st.socks.vacant_entry();
-        let key = entry.key();
-        let target = match u32::try_from(key) {
-            Ok(index) if index < engine.fixed_slots => Target::Fixed(index),
-            _ => Target::Fd(fd),
-        };
-        entry.insert(Sock {
+        let key = engine.st.borrow_mut().socks.insert(Sock {
             fd,
-            target,
             spill: Vec::new(),
             spill_at: 0,
             chunks: VecDeque::new(),
@@ -119,22 +108,20 @@ impl UringConn {
             parked: None,
             seq: 0,
         });
-        drop(st);
-        if let Target::Fixed(index) = target {
+        if let Target::Fixed(index) = fixed::target(engine, key, fd) {
             let fd = Box::new(fd);
             let sqe = fixed::install(index, &fd);
             // SAFETY: the entry points to `fd`, which the operation's slot keeps.
             unsafe { op::submit_detached(engine, sqe, Keep::Install(fd)) };
         }
-        Self::for_slot(engine, key, fd, target)
+        Self::for_slot(engine, key, fd)
     }
 
-    fn for_slot(engine: &Rc<Engine>, key: usize, fd: RawFd, target: Target) -> Self {
+    fn for_slot(engine: &Rc<Engine>, key: usize, fd: RawFd) -> Self {
         Self {
             engine: engine.clone(),
             key,
             fd,
-            target,
             send_buf: Vec::new(),
             live: true,
         }
@@ -159,7 +146,7 @@ impl UringConn {
                 .sec(timeout.as_secs())
                 .nsec(timeout.subsec_nanos()),
         );
-        let connect = on_target!(conn.target, t => opcode::Connect::new(
+        let connect = on_target!(conn.target(), t => opcode::Connect::new(
             t,
             sockaddr.as_ptr().cast(),
             sockaddr.len()
@@ -179,6 +166,11 @@ impl UringConn {
             }
             r => Err(io::Error::from_raw_os_error(-r)),
         }
+    }
+
+    /// What this socket's operations name it by.
+    fn target(&self) -> Target {
+        fixed::target(&self.engine, self.key, self.fd)
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -322,7 +314,7 @@ impl UringConn {
             // operation's slot with its heap allocation unchanged.
             let ptr = buf[sent..end].as_ptr();
             let len = (end - sent).min(u32::MAX as usize) as u32;
-            let sqe = on_target!(self.target, t => opcode::Send::new(t, ptr, len)
+            let sqe = on_target!(self.target(), t => opcode::Send::new(t, ptr, len)
                 .flags(libc::MSG_NOSIGNAL)
                 .build());
             // SAFETY: the entry points into `buf`, kept by the slot until completion.
@@ -347,7 +339,7 @@ impl UringConn {
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        let sqe = on_target!(self.target, t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
+        let sqe = on_target!(self.target(), t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
         // SAFETY: the entry points to no memory.
         let (res, _) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::None) }.await;
         if res < 0 {
@@ -402,7 +394,8 @@ fn arm(engine: &Engine, st: &mut super::State, key: usize) {
     }
     let sock = &mut st.socks[key];
     sock.armed = true;
-    let sqe = on_target!(sock.target, t => opcode::RecvMulti::new(t, engine.bufs.group).build())
+    let target = fixed::target(engine, key, sock.fd);
+    let sqe = on_target!(target, t => opcode::RecvMulti::new(t, engine.bufs.group).build())
         .user_data(user_data(TAG_RECV, key));
     // SAFETY: the kernel picks a provided buffer; the entry points to no memory.
     unsafe { engine.push(&[sqe]) };
@@ -421,26 +414,25 @@ pub(crate) fn release(engine: &Engine, key: usize) {
     sock.spill = Vec::new();
     sock.spill_at = 0;
     sock.queued = 0;
-    let mut sqes: [squeue::Entry; 3] = std::array::from_fn(|_| opcode::Nop::new().build());
-    let mut n = 0;
+    let cancel = sock
+        .armed
+        .then(|| opcode::AsyncCancel::new(user_data(TAG_RECV, key)).build());
+    let close_index = match fixed::target(engine, key, sock.fd) {
+        Target::Fixed(index) => Some(opcode::Close::new(types::Fixed(index)).build()),
+        Target::Fd(_) => None,
+    };
+    let close_fd = opcode::Close::new(types::Fd(sock.fd)).build();
     if sock.armed {
-        sqes[n] = opcode::AsyncCancel::new(user_data(TAG_RECV, key)).build();
-        n += 1;
         sock.cancelling = true;
-    }
-    for close in fixed::close(sock.target, sock.fd).into_iter().flatten() {
-        sqes[n] = close;
-        n += 1;
-    }
-    if !sock.armed {
+    } else {
         st.socks.remove(key);
     }
-    for sqe in &mut sqes[..n] {
-        sqe.set_user_data(user_data(TAG_NONE, 0));
+    drop(st);
+    // In this order, not linked: each runs whatever the others' results.
+    for sqe in [cancel, close_index, Some(close_fd)].into_iter().flatten() {
+        // SAFETY: none of the entries points to memory.
+        unsafe { engine.push(&[sqe.user_data(user_data(TAG_NONE, 0))]) };
     }
-    // SAFETY: none of the entries points to memory. They are not linked: each runs
-    // whatever the others' results.
-    unsafe { engine.push(&sqes[..n]) };
 }
 
 /// Handles a completion of socket `key`'s multishot receive.
@@ -529,11 +521,11 @@ pub(crate) fn after_tick(engine: &Engine) {
                     let resume = sock.parked.take()?;
                     sock.owned = true;
                     st.parked.forget();
-                    Some((resume, sock.fd, sock.target))
+                    Some((resume, sock.fd))
                 })
             };
-            if let Some((resume, fd, target)) = taken {
-                let conn = UringConn::for_slot(&rc, key, fd, target);
+            if let Some((resume, fd)) = taken {
+                let conn = UringConn::for_slot(&rc, key, fd);
                 if conn.is_closed() {
                     // The peer left while idle: close without waking anything.
                     drop(resume);

@@ -11,7 +11,8 @@
 //! resolves its index when it is first issued, so every operation of a socket finds
 //! that socket's file, the same argument that makes descriptor number reuse safe.
 
-use io_uring::{opcode, squeue, types, Submitter};
+use super::Engine;
+use io_uring::{opcode, squeue, Submitter};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -79,13 +80,13 @@ pub(crate) fn install(index: u32, fd: &RawFd) -> squeue::Entry {
     opcode::FilesUpdate::new(fd, 1).offset(index as i32).build()
 }
 
-/// The entries that close a socket: its index (when it has one), then its descriptor.
-pub(crate) fn close(target: Target, fd: RawFd) -> [Option<squeue::Entry>; 2] {
-    let fixed = match target {
-        Target::Fixed(i) => Some(opcode::Close::new(types::Fixed(i)).build()),
-        Target::Fd(_) => None,
-    };
-    [fixed, Some(opcode::Close::new(types::Fd(fd)).build())]
+/// What the socket in slab slot `key`, with descriptor `fd`, is named by: its index
+/// when the slot is inside the engine's table, its descriptor otherwise.
+pub(crate) fn target(engine: &Engine, key: usize, fd: RawFd) -> Target {
+    match u32::try_from(key) {
+        Ok(index) if index < engine.fixed_slots => Target::Fixed(index),
+        _ => Target::Fd(fd),
+    }
 }
 
 /// Whether an install's result says the descriptor is in place.
