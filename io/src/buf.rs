@@ -196,8 +196,9 @@ impl RecvBuf {
     }
 
     /// Lends the storage out with the range of the unconsumed bytes in it, leaving the
-    /// buffer empty (everything consumed): for sending received bytes without copying
-    /// them. Give the storage back with [`restore`](Self::restore).
+    /// buffer empty: for sending received bytes (and writing framing into consumed space
+    /// in front of them) without copying them. Give the storage back with
+    /// [`restore`](Self::restore).
     pub fn lend(&mut self) -> (Vec<u8>, std::ops::Range<usize>) {
         let range = self.start..self.end;
         self.start = 0;
@@ -205,11 +206,19 @@ impl RecvBuf {
         (std::mem::take(&mut self.data), range)
     }
 
-    /// Takes back storage lent by [`lend`](Self::lend) (empty when the send that held it
-    /// was dropped mid-flight: the buffer then allocates again on its next read).
-    pub fn restore(&mut self, data: Vec<u8>) {
+    /// Takes back storage lent by [`lend`](Self::lend), with `unconsumed` (the range
+    /// `lend` returned, or a later part of it) its bytes still to read: what follows a
+    /// sent body, such as a pipelined request, is kept in place. Storage that came back
+    /// empty (a send dropped mid-flight) leaves the buffer to allocate on its next read.
+    pub fn restore(&mut self, data: Vec<u8>, unconsumed: std::ops::Range<usize>) {
         debug_assert!(self.is_empty() && self.data.capacity() == 0);
         self.data = data;
+        if !unconsumed.is_empty() && unconsumed.end <= self.data.len() {
+            debug_assert!(unconsumed.start >= self.reserved);
+            self.start = unconsumed.start;
+            self.end = unconsumed.end;
+            return;
+        }
         if self.data.capacity() <= self.reserved {
             // No room past the headroom (or nothing at all): allocate on the next read.
             self.data = Vec::new();
@@ -248,7 +257,7 @@ mod tests {
         let ptr = data.as_ptr();
         data[range.start - 2..range.start].copy_from_slice(b"h:");
         assert_eq!(&data[range.start - 2..range.end], b"h:body");
-        b.restore(data);
+        b.restore(data, range.end..range.end);
         assert!(b.is_empty());
         assert_eq!(b.headroom(), 0);
         b.extend_from_slice(b"next");
@@ -260,10 +269,33 @@ mod tests {
         );
         assert_eq!(b.filled().as_ptr(), ptr);
         // Storage lost with a dropped send: the buffer allocates again.
-        let (_, _) = b.lend();
-        b.restore(Vec::new());
+        let (_, range) = b.lend();
+        b.restore(Vec::new(), range);
         b.extend_from_slice(b"again");
         assert_eq!(b.filled(), b"again");
+    }
+
+    #[test]
+    fn restore_keeps_what_follows_the_sent_bytes() {
+        let mut b = RecvBuf::with_headroom(64, 64, 8);
+        b.extend_from_slice(b"HEAD|body|NEXT");
+        b.consume(5);
+        let (data, range) = b.lend();
+        assert_eq!(&data[range.clone()], b"body|NEXT");
+        // "body|" went out; "NEXT" (a pipelined message) is still to read.
+        b.restore(data, range.start + 5..range.end);
+        assert_eq!(b.filled(), b"NEXT");
+        b.extend_from_slice(b"+more");
+        assert_eq!(b.filled(), b"NEXT+more");
+        b.consume(9);
+        assert!(b.is_empty());
+        assert_eq!(b.headroom(), 8);
+        // Storage lost with a dropped send: nothing can be kept.
+        b.extend_from_slice(b"abc");
+        let (_, range) = b.lend();
+        b.restore(Vec::new(), range);
+        assert!(b.is_empty());
+        assert_eq!(b.capacity(), 0);
     }
 
     #[test]
@@ -282,7 +314,7 @@ mod tests {
             &data[range.start - 20..range.end],
             b"a longer head, 20 b|body"
         );
-        b.restore(data);
+        b.restore(data, range.end..range.end);
         assert!(b.is_empty());
         assert_eq!(b.headroom(), 16, "back to the reserve once empty");
         // Compaction keeps the reserve too.

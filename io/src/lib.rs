@@ -22,6 +22,35 @@ pub use uring::{spawn_local, UringConn};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Range;
+
+/// One piece of a gathered send ([`Conn::send_gather`]): a range of the caller's own
+/// bytes or of storage lent by a receive buffer ([`RecvBuf::lend`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    Own(Range<usize>),
+    Lent(Range<usize>),
+}
+
+impl Piece {
+    pub fn len(&self) -> usize {
+        match self {
+            Piece::Own(r) | Piece::Lent(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes this piece names.
+    pub fn of<'a>(&self, own: &'a [u8], lent: &'a [u8]) -> &'a [u8] {
+        match self {
+            Piece::Own(r) => &own[r.clone()],
+            Piece::Lent(r) => &lent[r.clone()],
+        }
+    }
+}
 
 /// A connected, bidirectional byte stream owned by one core.
 pub trait Conn {
@@ -40,9 +69,29 @@ pub trait Conn {
     fn send_vec_range(
         &mut self,
         buf: &mut Vec<u8>,
-        range: std::ops::Range<usize>,
+        range: Range<usize>,
     ) -> impl Future<Output = io::Result<()>> {
         async move { self.send(&buf[range]).await }
+    }
+    /// Writes `pieces` in order, each naming bytes of `own` or of `lent`, as one
+    /// message: on the ring, one vectored send, so that body bytes left where they were
+    /// received go out without being copied next to the framing around them. Like
+    /// [`send_vec`](Self::send_vec), the buffers may be borrowed for the operation and
+    /// hold the same bytes on return (or are empty if the future was dropped
+    /// mid-flight). This default copies the pieces into one buffer.
+    fn send_gather(
+        &mut self,
+        own: &mut Vec<u8>,
+        lent: &mut Vec<u8>,
+        pieces: &[Piece],
+    ) -> impl Future<Output = io::Result<()>> {
+        async move {
+            let mut all = Vec::with_capacity(pieces.iter().map(Piece::len).sum());
+            for p in pieces {
+                all.extend_from_slice(p.of(own, lent));
+            }
+            self.send(&all).await
+        }
     }
     /// Signals end of stream to the peer (half close) without dropping the connection.
     fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
@@ -95,14 +144,22 @@ impl Conn for Socket {
         }
     }
 
-    async fn send_vec_range(
-        &mut self,
-        buf: &mut Vec<u8>,
-        range: std::ops::Range<usize>,
-    ) -> io::Result<()> {
+    async fn send_vec_range(&mut self, buf: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
         match self {
             Socket::Uring(c) => c.send_vec_range(buf, range).await,
             Socket::Glommio(c) => c.send(&buf[range]).await,
+        }
+    }
+
+    async fn send_gather(
+        &mut self,
+        own: &mut Vec<u8>,
+        lent: &mut Vec<u8>,
+        pieces: &[Piece],
+    ) -> io::Result<()> {
+        match self {
+            Socket::Uring(c) => c.send_gather(own, lent, pieces).await,
+            Socket::Glommio(c) => c.send_gather(own, lent, pieces).await,
         }
     }
 

@@ -4,10 +4,11 @@
 //! there are buffers (starvation and re-arm), parking and resuming, idle expiry (and
 //! stale idle deadlines left by a socket that closed), connect errors, a connect
 //! timeout carried by a linked ring timeout, and sockets named by their index in the
-//! ring's table of registered descriptors (slots reused within one tick).
+//! ring's table of registered descriptors (slots reused within one tick), and a
+//! gathered send that the kernel takes in parts.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
-use portico_io::{Conn, RecvBuf};
+use portico_io::{Conn, Piece, RecvBuf};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -598,4 +599,65 @@ fn reused_table_slots_never_cross_sockets() {
     for i in 0..HOLDERS {
         assert!(seen.contains(&format!("h{i}:done;")));
     }
+}
+
+#[test]
+fn a_gathered_send_arrives_whole_in_order_through_partial_sends() {
+    // 3,000 pieces (more than one sendmsg takes) over 6 MiB (more than the socket
+    // buffers hold), to a reader that sleeps now and then: the kernel takes part of the
+    // message at a time, and the rest must follow from the right piece and offset.
+    const LEN: usize = 6 * 1024 * 1024;
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                let mut got = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = s.read(&mut chunk).unwrap();
+                    if n == 0 {
+                        return got;
+                    }
+                    got.extend_from_slice(&chunk[..n]);
+                    if got.len() % 7 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            let mut lent = pattern(LEN, 3);
+            let mut own = Vec::new();
+            let mut pieces = Vec::new();
+            let mut expect = Vec::with_capacity(LEN * 2);
+            let mut at = 0;
+            let mut i = 0usize;
+            while at < LEN {
+                // Framing of varying length, then a body run of varying length.
+                let frame = format!("<{i:x}>");
+                pieces.push(Piece::Own(own.len()..own.len() + frame.len()));
+                own.extend_from_slice(frame.as_bytes());
+                expect.extend_from_slice(frame.as_bytes());
+                let len = (1 + (i * 7919) % 4000).min(LEN - at);
+                pieces.push(Piece::Lent(at..at + len));
+                expect.extend_from_slice(&lent[at..at + len]);
+                at += len;
+                i += 1;
+            }
+            assert!(pieces.len() > 2048, "{} pieces", pieces.len());
+            let (own_ptr, lent_ptr) = (own.as_ptr(), lent.as_ptr());
+            conn.send_gather(&mut own, &mut lent, &pieces)
+                .await
+                .unwrap();
+            assert_eq!(
+                (own.as_ptr(), lent.as_ptr()),
+                (own_ptr, lent_ptr),
+                "both buffers come back, not copies"
+            );
+            drop(conn);
+            let got = join(client).await;
+            assert_eq!(got.len(), expect.len());
+            assert!(got == expect, "bytes differ");
+        })
+    });
 }

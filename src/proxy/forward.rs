@@ -8,18 +8,15 @@
 //! the policy path can look at a response and drop it (retry, redirects).
 
 use super::deadline::before;
+use super::outgoing::{frame_body, Outgoing};
 use super::respond::{self, Failure};
 use super::rewrite::{self, OutFraming};
 use super::{Client, Next};
 use crate::config::{Api, Backend, Settings};
 use crate::http::headers::is_hop_by_hop;
-use crate::http::write::{
-    reason_phrase, write_chunk_header, write_header, write_last_chunk, write_status_line,
-};
-use crate::http::{
-    parse_response_head, BodyDecoder, BodyKind, Decoded, RequestHead, ResponseHead, Version,
-};
-use crate::io::{Conn, RecvBuf};
+use crate::http::write::{reason_phrase, write_header, write_status_line};
+use crate::http::{parse_response_head, BodyDecoder, BodyKind, RequestHead, ResponseHead, Version};
+use crate::io::Conn;
 use crate::upstream::{self, ConnectError, Upstream};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -492,35 +489,6 @@ pub async fn local(client: &mut Client, failure: Failure, keep_alive: bool) -> N
     Next::KeepAlive
 }
 
-/// Whether the body bytes `d` decoded can go out from `buf` itself instead of being
-/// copied: they are all the buffer holds, and the `prefix` bytes to send before them (a
-/// head, on the first pass) fit in the consumed space in front. The caller checks that
-/// the outgoing framing passes bytes through (not re-chunked).
-fn sendable_in_place(d: &Decoded, buf: &RecvBuf, prefix: usize) -> bool {
-    !d.data.is_empty()
-        && d.data.start == 0
-        && d.data.end == d.consumed
-        && d.consumed == buf.len()
-        && prefix <= buf.headroom()
-}
-
-/// Sends `out` followed by everything `buf` holds, without copying the body: `buf`'s
-/// storage is lent to the send with `out` written in front of its bytes, and comes back
-/// empty (all consumed). `out` is cleared.
-async fn send_in_place(
-    conn: &mut impl Conn,
-    buf: &mut RecvBuf,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    let (mut storage, range) = buf.lend();
-    let from = range.start - out.len();
-    storage[from..range.start].copy_from_slice(out);
-    out.clear();
-    let sent = conn.send_vec_range(&mut storage, from..range.end).await;
-    buf.restore(storage);
-    sent
-}
-
 /// Sends the head and streams the request body, re-encoding chunked bodies.
 async fn send_request(
     client: &mut Client,
@@ -539,47 +507,12 @@ async fn send_request(
     }
     let chunked = head.body == BodyKind::Chunked;
     let mut decoder = BodyDecoder::new(head.body, settings.limits.max_header_bytes);
-    // Room for the head and framing; body bytes that cannot go out in place grow it.
-    let mut out = Vec::with_capacity(head_bytes.len() + 64);
-    out.extend_from_slice(head_bytes);
+    let mut out = Outgoing::new(head_bytes.to_vec());
     let mut total: u64 = 0;
     loop {
-        let mut in_place = false;
-        loop {
-            let d = decoder
-                .decode(client.buf.filled())
-                .map_err(|_| SendFailure::Client(Some(Failure::BadRequest(400, "Invalid body"))))?;
-            let data = &client.buf.filled()[d.data.clone()];
-            if !data.is_empty() {
-                total += data.len() as u64;
-                if api.max_request_body.is_some_and(|max| total > max) {
-                    return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
-                }
-                if !chunked && sendable_in_place(&d, &client.buf, out.len()) {
-                    in_place = true;
-                    break;
-                }
-                if chunked {
-                    write_chunk_header(data.len(), &mut out);
-                    out.extend_from_slice(data);
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    out.extend_from_slice(data);
-                }
-            }
-            if d.done && chunked {
-                let trailers = d
-                    .trailers
-                    .clone()
-                    .map(|r| &client.buf.filled()[r])
-                    .unwrap_or(b"");
-                write_last_chunk(trailers, &mut out);
-            }
-            client.buf.consume(d.consumed);
-            if d.done || d.consumed == 0 {
-                break;
-            }
-        }
+        let pass = frame_body(&mut decoder, &mut client.buf, &mut out, chunked)
+            .map_err(|_| SendFailure::Client(Some(Failure::BadRequest(400, "Invalid body"))))?;
+        total += pass.bytes;
         // A chunk announced past the limit is refused before any of it is forwarded.
         if api
             .max_request_body
@@ -587,18 +520,10 @@ async fn send_request(
         {
             return Err(SendFailure::Client(Some(Failure::BodyTooLarge)));
         }
-        if in_place {
-            send_in_place(&mut up.conn, &mut client.buf, &mut out)
-                .await
-                .map_err(|_| SendFailure::Upstream)?;
-        } else if !out.is_empty() {
-            up.conn
-                .send_vec(&mut out)
-                .await
-                .map_err(|_| SendFailure::Upstream)?;
-            out.clear();
-        }
-        if decoder.is_done() {
+        out.send(&mut up.conn, &mut client.buf)
+            .await
+            .map_err(|_| SendFailure::Upstream)?;
+        if pass.done {
             return Ok(());
         }
         let at = Instant::now() + settings.timeouts.body_idle;
@@ -656,68 +581,23 @@ async fn stream_response(
     up: &mut Upstream,
     resp: &ResponseHead,
     framing: OutFraming,
-    mut out: Vec<u8>,
+    out: Vec<u8>,
     api: &Api,
     settings: &Settings,
 ) -> Streamed {
     let mut decoder = BodyDecoder::new(resp.body, settings.limits.max_header_bytes);
+    let chunked = framing == OutFraming::Chunked;
+    let mut out = Outgoing::new(out);
     loop {
-        let mut finished = false;
-        let mut in_place = false;
-        loop {
-            let d = match decoder.decode(up.buf.filled()) {
-                Ok(d) => d,
-                Err(_) => {
-                    let _ = client.conn.send(&out).await;
-                    return Streamed::Broken;
-                }
-            };
-            if framing != OutFraming::Chunked && sendable_in_place(&d, &up.buf, out.len()) {
-                finished = d.done;
-                in_place = true;
-                break;
-            }
-            let data = &up.buf.filled()[d.data.clone()];
-            if !data.is_empty() {
-                if framing == OutFraming::Chunked {
-                    write_chunk_header(data.len(), &mut out);
-                    out.extend_from_slice(data);
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    out.extend_from_slice(data);
-                }
-            }
-            if d.done {
-                if framing == OutFraming::Chunked {
-                    let trailers = d
-                        .trailers
-                        .clone()
-                        .map(|r| &up.buf.filled()[r])
-                        .unwrap_or(b"");
-                    write_last_chunk(trailers, &mut out);
-                }
-                finished = true;
-            }
-            up.buf.consume(d.consumed);
-            if d.done || d.consumed == 0 {
-                break;
-            }
+        let pass = frame_body(&mut decoder, &mut up.buf, &mut out, chunked);
+        // On a framing error what came before it still goes out.
+        if out.send(&mut client.conn, &mut up.buf).await.is_err() {
+            return Streamed::Broken;
         }
-        if in_place {
-            if send_in_place(&mut client.conn, &mut up.buf, &mut out)
-                .await
-                .is_err()
-            {
-                return Streamed::Broken;
-            }
-        } else if !out.is_empty() {
-            if client.conn.send_vec(&mut out).await.is_err() {
-                return Streamed::Broken;
-            }
-            out.clear();
-        }
-        if finished {
-            return Streamed::Complete;
+        match pass {
+            Err(_) => return Streamed::Broken,
+            Ok(pass) if pass.done => return Streamed::Complete,
+            Ok(_) => {}
         }
         let at = Instant::now() + api.timeout;
         match before(at, up.conn.recv(&mut up.buf)).await {

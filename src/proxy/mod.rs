@@ -7,6 +7,7 @@
 
 mod deadline;
 mod forward;
+mod outgoing;
 pub mod path;
 mod policy_path;
 pub mod respond;

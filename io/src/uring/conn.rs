@@ -4,8 +4,10 @@
 //! buffer goes straight back to the ring; a large chunk read into an empty `RecvBuf`
 //! becomes its storage instead, and the ring gets other memory for that buffer id). A
 //! reader that falls behind stops the multishot (backpressure) until it catches up.
-//! Sends are copied into a buffer the operation owns, so dropping a send future never
-//! leaves the kernel reading freed memory.
+//! A send's bytes are owned by the operation (copied into a buffer it owns, or lent to it
+//! with the caller's buffers), so dropping a send future never leaves the kernel reading
+//! freed memory. A gathered send is one `IORING_OP_SENDMSG` over iovecs into the two
+//! buffers it was lent.
 //!
 //! A connection with nothing to do can be *parked*: no task holds it, only a slot with
 //! its descriptor and a resume callback, called when bytes arrive.
@@ -34,6 +36,44 @@ const SPILL_BELOW: u16 = super::BUF_COUNT / 4;
 const ADOPT_MIN: usize = 4096;
 /// Sends keep a buffer up to this size for the next send.
 const KEEP_SEND_BUF: usize = 64 * 1024;
+
+/// At most this many iovecs go in one vectored send (the kernel's `UIO_MAXIOV`); a
+/// longer list goes out in several.
+const MAX_IOV: usize = 1024;
+
+/// What a vectored send points to, boxed so that the header's and the iovecs' addresses
+/// hold while the operation owns it.
+pub(crate) struct Gather {
+    own: Vec<u8>,
+    lent: Vec<u8>,
+    iov: Vec<libc::iovec>,
+    msg: libc::msghdr,
+}
+
+impl Gather {
+    /// Points the header at the bytes of `pieces` that follow the first `skip`.
+    fn aim(&mut self, pieces: &[crate::Piece], mut skip: usize) {
+        self.iov.clear();
+        for p in pieces {
+            let bytes = p.of(&self.own, &self.lent);
+            if skip >= bytes.len() {
+                skip -= bytes.len();
+                continue;
+            }
+            let rest = &bytes[skip..];
+            skip = 0;
+            self.iov.push(libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            });
+            if self.iov.len() == MAX_IOV {
+                break;
+            }
+        }
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = self.iov.len() as _;
+    }
+}
 
 /// What a parked connection does when bytes arrive.
 pub type Resume = Box<dyn FnOnce(UringConn)>;
@@ -338,6 +378,53 @@ impl UringConn {
         Ok(())
     }
 
+    /// Sends `pieces` with one `IORING_OP_SENDMSG` (more when the kernel takes part of
+    /// them), the operation owning both buffers meanwhile; they come back.
+    async fn send_gathered(
+        &mut self,
+        own: &mut Vec<u8>,
+        lent: &mut Vec<u8>,
+        pieces: &[crate::Piece],
+    ) -> io::Result<()> {
+        let total: usize = pieces.iter().map(crate::Piece::len).sum();
+        let mut g = Box::new(Gather {
+            own: std::mem::take(own),
+            lent: std::mem::take(lent),
+            iov: Vec::with_capacity(pieces.len().min(MAX_IOV)),
+            // SAFETY: an all-zero msghdr is a valid empty one (no name, no control).
+            msg: unsafe { std::mem::zeroed() },
+        });
+        let mut sent = 0;
+        let mut result = Ok(());
+        while sent < total {
+            g.aim(pieces, sent);
+            let msg: *const libc::msghdr = &g.msg;
+            let sqe = on_target!(self.target(), t => opcode::SendMsg::new(t, msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build());
+            // SAFETY: the entry points to the header in `g`, which points to iovecs in
+            // `g`, which point into `g`'s buffers; the slot keeps `g` until completion.
+            let (res, keep) =
+                unsafe { op::submit(&self.engine, &mut [sqe], Keep::Gather(g)) }.await;
+            g = match keep {
+                Keep::Gather(g) => g,
+                _ => unreachable!("a vectored send keeps its buffers"),
+            };
+            if res <= 0 {
+                result = Err(if res < 0 {
+                    io::Error::from_raw_os_error(-res)
+                } else {
+                    io::Error::new(io::ErrorKind::WriteZero, "peer took no bytes")
+                });
+                break;
+            }
+            sent += res as usize;
+        }
+        *own = std::mem::take(&mut g.own);
+        *lent = std::mem::take(&mut g.lent);
+        result
+    }
+
     async fn shutdown(&mut self) -> io::Result<()> {
         let sqe = on_target!(self.target(), t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
         // SAFETY: the entry points to no memory.
@@ -371,6 +458,15 @@ impl Conn for UringConn {
             return Ok(());
         }
         self.send_owned(buf, range).await
+    }
+
+    async fn send_gather(
+        &mut self,
+        own: &mut Vec<u8>,
+        lent: &mut Vec<u8>,
+        pieces: &[crate::Piece],
+    ) -> io::Result<()> {
+        self.send_gathered(own, lent, pieces).await
     }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {

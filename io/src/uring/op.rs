@@ -1,4 +1,4 @@
-//! One-shot ring operations (send, connect, shutdown) and the futures that wait for
+//! One-shot ring operations (send, vectored send, connect, shutdown) and the futures that wait for
 //! them. An operation owns the memory its SQE points to until the kernel is done with
 //! it: a future dropped early (a timeout, a closed peer) leaves the slot orphaned, and
 //! the completion frees it. That is what makes dropping a ring future safe.
@@ -15,6 +15,8 @@ pub(crate) enum Keep {
     None,
     /// Bytes being sent.
     Buf(Vec<u8>),
+    /// A vectored send's buffers, iovecs and message header.
+    Gather(Box<super::conn::Gather>),
     /// A connect's address and its linked timeout's duration: held, never read.
     #[allow(dead_code)]
     Connect(Box<socket2::SockAddr>, Box<io_uring::types::Timespec>),
