@@ -116,6 +116,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 12)]
     pub body_size: usize,
 
+    /// Send the body of HTTP/1.1 keep-alive responses chunked, in chunks of this many
+    /// bytes (0: Content-Length).
+    #[arg(long, default_value_t = 0)]
+    pub chunk_size: usize,
+
     /// Milliseconds to wait before answering.
     #[arg(long, default_value_t = 0)]
     pub delay: u64,

@@ -172,7 +172,8 @@ class Bench:
     # ------------------------------------------------------------ targets
 
     def _start_targets(self, sc: Scenario, workdir: Path, res: dict):
-        backend, bport = start_backend(workdir, self.s.bin_dir, self.s.load_cpu, sc.response_size)
+        backend, bport = start_backend(workdir, self.s.bin_dir, self.s.load_cpu, sc.response_size,
+                                       sc.response_chunk)
         res["commands"]["backend"] = backend.command
         env = Env(workdir=workdir, bin_dir=self.s.bin_dir, backend_port=bport, proxy_cpu=self.s.proxy_cpu,
                   load_cpu=self.s.load_cpu, conn_limit=self.s.conn_limit, fd_limit=self.s.fd_limit)

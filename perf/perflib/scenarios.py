@@ -6,6 +6,7 @@ Adding one is a few lines: append a `Scenario` to SCENARIOS. Fields:
   `idle_conns` idle keep-alive connections);
 * method, path (below the API prefix: proxies get /echo<path>, direct gets /v1<path>),
   request_body (bytes sent with --body-file), response_size (the backend's --body-size),
+  response_chunk (the backend's --chunk-size: 0 for Content-Length),
   connections (loadgen -c), headers (loadgen -H, also used by the sanity request);
 * loadgen_args: any other loadgen flags (e.g. ["--insecure"] for a TLS scenario);
 * hooks: {target name: function(cfg, ctx)} changing that target's config before it
@@ -45,6 +46,7 @@ class Scenario:
     path: str = "/hello"
     request_body: int = 0
     response_size: int = 12
+    response_chunk: int = 0
     connections: int = 64
     headers: dict = field(default_factory=dict)
     loadgen_args: list = field(default_factory=list)
@@ -59,7 +61,7 @@ class Scenario:
 
     def definition(self) -> dict:
         d = {k: getattr(self, k) for k in ("description", "kind", "method", "path", "request_body",
-                                          "response_size", "connections", "headers", "loadgen_args",
+                                          "response_size", "response_chunk", "connections", "headers", "loadgen_args",
                                           "targets")}
         d["hooks"] = sorted(self.hooks)
         if self.reference:
@@ -170,6 +172,8 @@ POLICIES = Scenario(
 SCENARIOS: list[Scenario] = [
     Scenario("plain", "GET, 12-byte response, 64 connections"),
     Scenario("body16k", "GET, 16 KiB response, 64 connections", response_size=16384),
+    Scenario("chunked16k", "GET, 16 KiB response the backend sends in 4 KiB chunks, 64 connections",
+             response_size=16384, response_chunk=4096),
     Scenario("post16k", "POST with a 16 KiB request body, 12-byte response, 64 connections",
              method="POST", request_body=16384),
     Scenario("connections", "RSS idle and with 10,000 idle keep-alive connections (one GET each), "

@@ -282,9 +282,12 @@ OPTIONAL_TARGETS = ["portico-glommio"]
 DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-glommio"]
 
 
-def start_backend(env_workdir: Path, bin_dir: Path, load_cpu: int, body_size: int) -> tuple[Proc, int]:
+def start_backend(env_workdir: Path, bin_dir: Path, load_cpu: int, body_size: int,
+                  chunk_size: int = 0) -> tuple[Proc, int]:
     argv = ["taskset", "-c", str(load_cpu), bin_dir / "loadgen", "serve", "--listen", "127.0.0.1:0",
             "--threads", "1", "--body-size", str(body_size)]
+    if chunk_size:
+        argv += ["--chunk-size", str(chunk_size)]
     p = Proc("backend", argv, env_workdir / "backend.log", stdout_path=env_workdir / "backend.out")
     addr = wait_line(p, "listening on")
     return p, int(addr.rsplit(":", 1)[1])

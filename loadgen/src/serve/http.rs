@@ -1,6 +1,7 @@
 //! `loadgen serve`'s HTTP: the responses it sends, serialised once at start (200,
-//! `Content-Length`, N body bytes, in each keep-alive style, with and without a body,
-//! and a 400), and the parsing of request heads in place with httparse, which decides
+//! N body bytes with `Content-Length` or, to HTTP/1.1 keep-alive requests when asked,
+//! in chunks of a set size; in each keep-alive style, with and without a body, and a
+//! 400), and the parsing of request heads in place with httparse, which decides
 //! the framing of a request body (RFC 9112 section 6) and whether the connection stays
 //! open. No I/O here.
 
@@ -28,7 +29,10 @@ enum Persistence {
 }
 
 impl Responses {
-    pub fn build(body_size: usize) -> Responses {
+    /// Responses with `body_size` body bytes. With `chunk_size` > 0 the body of the
+    /// HTTP/1.1 keep-alive response goes in chunks of that many bytes (the others keep
+    /// `Content-Length`: an HTTP/1.0 client cannot take chunks).
+    pub fn build(body_size: usize, chunk_size: usize) -> Responses {
         let pattern = b"Hello world\n";
         let body: Vec<u8> = pattern.iter().copied().cycle().take(body_size).collect();
         let make = |connection: &str, head_only: bool| -> Box<[u8]> {
@@ -42,10 +46,29 @@ impl Responses {
             }
             r.into_boxed_slice()
         };
+        let chunked = |head_only: bool| -> Box<[u8]> {
+            let mut r = b"HTTP/1.1 200 OK\r\nServer: loadgen\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            if !head_only {
+                for chunk in body.chunks(chunk_size) {
+                    r.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    r.extend_from_slice(chunk);
+                    r.extend_from_slice(b"\r\n");
+                }
+                r.extend_from_slice(b"0\r\n\r\n");
+            }
+            r.into_boxed_slice()
+        };
+        let default = |head_only| {
+            if chunk_size > 0 {
+                chunked(head_only)
+            } else {
+                make("", head_only)
+            }
+        };
         Responses {
             variants: [
-                make("", false),
-                make("", true),
+                default(false),
+                default(true),
                 make("Connection: close\r\n", false),
                 make("Connection: close\r\n", true),
                 make("Connection: keep-alive\r\n", false),
@@ -160,7 +183,7 @@ mod tests {
 
     #[test]
     fn responses_are_well_formed() {
-        let r = Responses::build(30);
+        let r = Responses::build(30, 0);
         let get = &r.variants[0];
         assert!(get.ends_with(b"\r\n\r\nHello world\nHello world\nHello "));
         assert!(std::str::from_utf8(get)
@@ -170,6 +193,26 @@ mod tests {
         assert!(std::str::from_utf8(&r.variants[2])
             .unwrap()
             .contains("Connection: close"));
+    }
+
+    #[test]
+    fn chunked_responses_are_well_formed() {
+        let r = Responses::build(30, 12);
+        let get = std::str::from_utf8(&r.variants[0]).unwrap();
+        assert!(get.contains("Transfer-Encoding: chunked\r\n"), "{get}");
+        assert!(!get.contains("Content-Length"), "{get}");
+        assert!(get.ends_with(
+            "\r\n\r\nc\r\nHello world\n\r\nc\r\nHello world\n\r\n6\r\nHello \r\n0\r\n\r\n"
+        ));
+        assert!(std::str::from_utf8(&r.variants[1])
+            .unwrap()
+            .ends_with("chunked\r\n\r\n"));
+        // HTTP/1.0 and close-delimited answers keep Content-Length.
+        for v in &r.variants[2..] {
+            assert!(std::str::from_utf8(v)
+                .unwrap()
+                .contains("Content-Length: 30\r\n"));
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let cpus = crate::allowed_cpus();
     let threads = args.threads.unwrap_or(cpus.len()).max(1);
-    let responses = Responses::build(args.body_size);
+    let responses = Responses::build(args.body_size, args.chunk_size);
     let delay = Duration::from_millis(args.delay);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(threads);
