@@ -378,9 +378,44 @@ impl UringConn {
         Ok(())
     }
 
+    async fn shutdown(&mut self) -> io::Result<()> {
+        let sqe = on_target!(self.target(), t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
+        // SAFETY: the entry points to no memory.
+        let (res, _) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::None) }.await;
+        if res < 0 {
+            return Err(io::Error::from_raw_os_error(-res));
+        }
+        Ok(())
+    }
+}
+
+impl Conn for UringConn {
+    async fn recv(&mut self, buf: &mut RecvBuf) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.send_all(data).await
+    }
+
+    async fn send_vec(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let len = buf.len();
+        self.send_owned(buf, 0..len).await
+    }
+
+    async fn send_vec_range(&mut self, buf: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.send_owned(buf, range).await
+    }
+
     /// Sends `pieces` with one `IORING_OP_SENDMSG` (more when the kernel takes part of
     /// them), the operation owning both buffers meanwhile; they come back.
-    async fn send_gathered(
+    async fn send_gather(
         &mut self,
         own: &mut Vec<u8>,
         lent: &mut Vec<u8>,
@@ -423,50 +458,6 @@ impl UringConn {
         *own = std::mem::take(&mut g.own);
         *lent = std::mem::take(&mut g.lent);
         result
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        let sqe = on_target!(self.target(), t => opcode::Shutdown::new(t, libc::SHUT_WR).build());
-        // SAFETY: the entry points to no memory.
-        let (res, _) = unsafe { op::submit(&self.engine, &mut [sqe], Keep::None) }.await;
-        if res < 0 {
-            return Err(io::Error::from_raw_os_error(-res));
-        }
-        Ok(())
-    }
-}
-
-impl Conn for UringConn {
-    async fn recv(&mut self, buf: &mut RecvBuf) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_recv(cx, buf)).await
-    }
-
-    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        self.send_all(data).await
-    }
-
-    async fn send_vec(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let len = buf.len();
-        self.send_owned(buf, 0..len).await
-    }
-
-    async fn send_vec_range(&mut self, buf: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        self.send_owned(buf, range).await
-    }
-
-    async fn send_gather(
-        &mut self,
-        own: &mut Vec<u8>,
-        lent: &mut Vec<u8>,
-        pieces: &[crate::Piece],
-    ) -> io::Result<()> {
-        self.send_gathered(own, lent, pieces).await
     }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
