@@ -549,6 +549,13 @@ fn websocket_upgrade_is_tunnelled_after_101() {
             .unwrap_or_else(|e| panic!("tunnel echo of {:?}: {e}", common::show(msg, 100)));
         assert_eq!(got, msg, "tunnel echo");
     }
+    // Bulk: buffers lent to sends in turn, each coming back for the next read.
+    let bulk: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    c.send(&bulk);
+    let got = c
+        .read_exact_bytes(bulk.len(), WAIT)
+        .unwrap_or_else(|e| panic!("tunnel echo of 300,000 bytes: {e}"));
+    assert!(got == bulk, "tunnel echo of 300,000 bytes differs");
     // Closing our side ends the tunnel both ways.
     c.shutdown_write();
     let end = c.read_to_close(WAIT);

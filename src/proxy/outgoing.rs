@@ -49,7 +49,9 @@ impl Outgoing {
     }
 
     /// Adds the body bytes `buf.filled()[range]`, which must stay in `buf`, neither
-    /// moved nor overwritten, until [`send`](Self::send) (consuming them is fine).
+    /// moved nor overwritten, until [`send`](Self::send), and be consumed by then with
+    /// everything in front of them (as [`frame_body`] does): the send may write
+    /// framing over the consumed bytes in front of a body piece.
     pub fn body(&mut self, buf: &RecvBuf, range: Range<usize>) {
         if range.len() < COPY_BELOW || self.lent == MAX_LENT {
             self.own.extend_from_slice(&buf.filled()[range]);
@@ -85,6 +87,7 @@ impl Outgoing {
             let sent = match self.pieces.as_slice() {
                 [Piece::Own(head), Piece::Lent(body)] if head.len() <= body.start => {
                     // In front of the body lie consumed bytes: its own head or framing.
+                    debug_assert!(unconsumed.is_empty() || unconsumed.start >= body.end);
                     let from = body.start - head.len();
                     storage[from..body.start].copy_from_slice(&self.own[head.clone()]);
                     conn.send_vec_range(&mut storage, from..body.end).await

@@ -1,5 +1,5 @@
 //! The bidirectional tunnel a connection becomes after a backend accepts an `Upgrade`
-//! (WebSocket and the like) with 101: bytes are copied both ways, untouched, until both
+//! (WebSocket and the like) with 101: bytes go both ways, untouched and uncopied, until both
 //! sides have finished. Nothing in it is HTTP any more.
 
 use super::Client;
@@ -63,13 +63,14 @@ pub async fn run(client: Client, up: Upstream) {
     }
 }
 
-/// Sends what `buf` holds to `to` and empties it.
+/// Sends what `buf` holds to `to` and empties it, lending its storage to the send
+/// rather than copying the bytes.
 async fn flush(buf: &mut RecvBuf, to: &mut Socket) -> std::io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
-    to.send(buf.filled()).await?;
-    let n = buf.len();
-    buf.consume(n);
-    Ok(())
+    let (mut storage, range) = buf.lend();
+    let sent = to.send_vec_range(&mut storage, range.clone()).await;
+    buf.restore(storage, range.end..range.end);
+    sent
 }
