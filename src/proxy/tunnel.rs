@@ -1,6 +1,7 @@
 //! The bidirectional tunnel a connection becomes after a backend accepts an `Upgrade`
-//! (WebSocket and the like) with 101: bytes go both ways, untouched and uncopied, until both
-//! sides have finished. Nothing in it is HTTP any more.
+//! (WebSocket and the like) with 101: bytes go both ways, untouched and not copied
+//! (each read's buffer is lent to the send), until both sides have finished. Nothing
+//! in it is HTTP any more.
 
 use super::Client;
 use crate::io::{Conn, RecvBuf, Socket};
