@@ -156,7 +156,8 @@ pub async fn forward_plan(
     keep_alive: bool,
     hook: Option<&mut dyn ResponseHook>,
 ) -> Forwarded {
-    match exchange(client, head, api, &plan, settings, keep_alive).await {
+    let mut plan = plan;
+    match exchange(client, head, api, &mut plan, settings, keep_alive).await {
         Ok(exchanged) => deliver(client, head, api, exchanged, settings, keep_alive, hook).await,
         Err(ended) => ended,
     }
@@ -176,7 +177,7 @@ pub async fn exchange(
     client: &mut Client,
     head: &RequestHead,
     api: &Api,
-    plan: &Plan<'_>,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     keep_alive: bool,
 ) -> Result<Exchanged, Forwarded> {
@@ -223,7 +224,7 @@ pub async fn exchange(
         };
         let sent = match plan.body {
             Some(body) => send_fixed(&mut up, &plan.head_bytes, body).await,
-            None => send_request(client, &mut up, &plan.head_bytes, head, api, settings).await,
+            None => send_request(client, &mut up, &mut plan.head_bytes, head, api, settings).await,
         };
         match sent {
             Ok(()) => {}
@@ -493,15 +494,16 @@ pub async fn local(client: &mut Client, failure: Failure, keep_alive: bool) -> N
 async fn send_request(
     client: &mut Client,
     up: &mut Upstream,
-    head_bytes: &[u8],
+    head_bytes: &mut Vec<u8>,
     head: &RequestHead,
     api: &Api,
     settings: &Settings,
 ) -> Result<(), SendFailure> {
     if head.body == BodyKind::Empty {
+        // Lent to the send, not copied; it comes back for a retry.
         return up
             .conn
-            .send(head_bytes)
+            .send_vec(head_bytes)
             .await
             .map_err(|_| SendFailure::Upstream);
     }

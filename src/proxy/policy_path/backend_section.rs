@@ -311,7 +311,7 @@ impl<'r> Runner<'r> {
                 body_dropped: !send_body,
             };
             write_head(&mut head_bytes, cx, self.head, &out);
-            let plan = Plan {
+            let mut plan = Plan {
                 addr: origin.addr,
                 head_bytes,
                 body,
@@ -322,7 +322,7 @@ impl<'r> Runner<'r> {
                 self.client,
                 self.head,
                 self.api,
-                &plan,
+                &mut plan,
                 self.settings,
                 self.keep_alive,
             )
