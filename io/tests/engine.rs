@@ -5,7 +5,8 @@
 //! stale idle deadlines left by a socket that closed), connect errors, a connect
 //! timeout carried by a linked ring timeout, and sockets named by their index in the
 //! ring's table of registered descriptors (slots reused within one tick), and a
-//! gathered send that the kernel takes in parts.
+//! gathered send that the kernel takes in parts, and sends that fail giving their
+//! buffers back.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, Piece, RecvBuf};
@@ -658,6 +659,39 @@ fn a_gathered_send_arrives_whole_in_order_through_partial_sends() {
             let got = join(client).await;
             assert_eq!(got.len(), expect.len());
             assert!(got == expect, "bytes differ");
+        })
+    });
+}
+
+#[test]
+fn a_failed_send_gives_its_buffer_back() {
+    // The caller may send the same bytes again elsewhere (a request retried on a new
+    // backend connection): a send that fails must not lose them.
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let s = socket2::Socket::from(TcpStream::connect(addr).unwrap());
+                // Close with a reset: the next send fails outright.
+                s.set_linger(Some(Duration::ZERO)).unwrap();
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            join(client).await;
+            let mut buf = RecvBuf::new(64, 1024);
+            assert!(conn.recv(&mut buf).await.is_err(), "the reset is seen");
+            let bytes = pattern(3000, 5);
+            let mut out = bytes.clone();
+            conn.send_vec(&mut out)
+                .await
+                .expect_err("a send to a reset peer");
+            assert!(out == bytes, "the buffer came back with its bytes");
+            let mut out = bytes.clone();
+            let mut lent = bytes.clone();
+            let pieces = [Piece::Own(0..10), Piece::Lent(10..3000)];
+            conn.send_gather(&mut out, &mut lent, &pieces)
+                .await
+                .expect_err("a gathered send to a reset peer");
+            assert!(out == bytes && lent == bytes, "both buffers came back");
         })
     });
 }

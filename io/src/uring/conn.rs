@@ -344,11 +344,12 @@ impl UringConn {
     }
 
     /// Sends `buf[range]` with the operation owning `buf` meanwhile (no copy); `buf`
-    /// comes back.
+    /// comes back, whether the send succeeded or not.
     async fn send_owned(&mut self, out: &mut Vec<u8>, range: Range<usize>) -> io::Result<()> {
         let mut buf = std::mem::take(out);
         let end = range.end.min(buf.len());
         let mut sent = range.start.min(end);
+        let mut result = Ok(());
         while sent < end {
             // SAFETY (of the pointer): it points into `buf`, which moves into the
             // operation's slot with its heap allocation unchanged.
@@ -363,19 +364,16 @@ impl UringConn {
                 Keep::Buf(b) => b,
                 _ => unreachable!("a send keeps its buffer"),
             };
-            if res < 0 {
-                return Err(io::Error::from_raw_os_error(-res));
+            match took(res) {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            if res == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "peer took no bytes",
-                ));
-            }
-            sent += res as usize;
         }
         *out = buf;
-        Ok(())
+        result
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
@@ -445,15 +443,13 @@ impl Conn for UringConn {
                 Keep::Gather(g) => g,
                 _ => unreachable!("a vectored send keeps its buffers"),
             };
-            if res <= 0 {
-                result = Err(if res < 0 {
-                    io::Error::from_raw_os_error(-res)
-                } else {
-                    io::Error::new(io::ErrorKind::WriteZero, "peer took no bytes")
-                });
-                break;
+            match took(res) {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            sent += res as usize;
         }
         *own = std::mem::take(&mut g.own);
         *lent = std::mem::take(&mut g.lent);
@@ -470,6 +466,19 @@ impl Drop for UringConn {
         if self.live {
             release(&self.engine, self.key);
         }
+    }
+}
+
+/// The bytes a send's result says the kernel took (a send that took none is an error:
+/// the peer is gone).
+fn took(res: i32) -> io::Result<usize> {
+    match res {
+        r if r < 0 => Err(io::Error::from_raw_os_error(-r)),
+        0 => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "peer took no bytes",
+        )),
+        n => Ok(n as usize),
     }
 }
 

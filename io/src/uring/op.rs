@@ -1,7 +1,8 @@
-//! One-shot ring operations (send, vectored send, connect, shutdown) and the futures that wait for
-//! them. An operation owns the memory its SQE points to until the kernel is done with
-//! it: a future dropped early (a timeout, a closed peer) leaves the slot orphaned, and
-//! the completion frees it. That is what makes dropping a ring future safe.
+//! One-shot ring operations (send, vectored send, connect, shutdown) and the futures
+//! that wait for them. An operation owns the memory its SQE points to until the kernel
+//! is done with it: a future dropped early (a timeout, a closed peer) leaves the slot
+//! orphaned, and the completion frees it. That is what makes dropping a ring future
+//! safe.
 
 use super::{user_data, Engine, TAG_OP};
 use io_uring::squeue;
