@@ -240,7 +240,7 @@ async fn linger(
     let mut linger = client.core.linger();
     let recv = async { Some(client.conn.recv(&mut client.buf).await) };
     let tick = async {
-        (&mut linger.listener).await;
+        (&mut linger).await;
         None
     };
     match futures_lite::future::or(recv, tick).await {

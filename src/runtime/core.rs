@@ -8,9 +8,13 @@ use crate::config::CompiledConfig;
 use crate::policy::services::Services;
 use crate::upstream::Pools;
 use event_listener::{Event, EventListener};
+use slab::Slab;
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How often lingering connections are told to park (see [`CoreState::linger`]): a
@@ -43,8 +47,13 @@ pub struct CoreState {
     closed_event: Event,
     /// Connections waiting for their next request with their task (`Linger` guards).
     lingering: Cell<usize>,
-    /// Notified at each linger tick and when a drain starts.
-    linger_event: Event,
+    /// Counts linger ticks (and drain starts): a [`Linger`] made in one generation
+    /// resolves once the count has moved on.
+    linger_generation: Cell<u64>,
+    /// The wakers of lingering connections of the current generation. A linger is
+    /// made and dropped per keep-alive request, so this is a slab on the core's own
+    /// thread, not a cross-thread event with an allocation and a lock per listener.
+    linger_wakers: RefCell<Slab<Waker>>,
     /// Whether the ticker task runs (it stops when nothing lingers).
     ticking: Cell<bool>,
 }
@@ -61,7 +70,8 @@ impl CoreState {
             active: Cell::new(0),
             closed_event: Event::new(),
             lingering: Cell::new(0),
-            linger_event: Event::new(),
+            linger_generation: Cell::new(0),
+            linger_wakers: RefCell::new(Slab::new()),
             ticking: Cell::new(false),
         })
     }
@@ -87,13 +97,13 @@ impl CoreState {
         if self.draining.get().is_none() {
             self.draining.set(Some(deadline));
             self.drain_event.notify(usize::MAX);
-            self.linger_event.notify(usize::MAX);
+            self.end_linger_generation();
         }
     }
 
     /// Lets a keep-alive connection that has just been served wait for its next
     /// request with its task, its buffer and the engine's wakeup, instead of being
-    /// parked (and getting a new task when bytes arrive). The returned listener fires
+    /// parked (and getting a new task when bytes arrive). The returned future resolves
     /// at the core's next linger tick or when a drain starts; the connection then
     /// parks or closes. Ticks run only while something lingers, so an idle core
     /// sleeps. Create it before yielding after a check of
@@ -109,14 +119,27 @@ impl CoreState {
                         core.ticking.set(false);
                         return;
                     }
-                    core.linger_event.notify(usize::MAX);
+                    core.end_linger_generation();
                 }
             })
             .detach();
         }
         Linger {
-            listener: self.linger_event.listen(),
             core: self.clone(),
+            generation: self.linger_generation.get(),
+            waker: None,
+        }
+    }
+
+    /// Resolves every [`Linger`] made so far.
+    fn end_linger_generation(&self) {
+        self.linger_generation
+            .set(self.linger_generation.get().wrapping_add(1));
+        // Taken out before waking: a wake only schedules its task, but no borrow is
+        // held across it either way.
+        let wakers: Vec<Waker> = self.linger_wakers.borrow_mut().drain().collect();
+        for w in wakers {
+            w.wake();
         }
     }
 
@@ -142,10 +165,42 @@ impl CoreState {
     }
 }
 
-/// One lingering connection: await `listener` alongside its receive.
+/// One lingering connection: await it alongside the connection's receive; it resolves
+/// at the core's next linger tick or when a drain starts.
 pub struct Linger {
-    pub listener: EventListener,
     core: Rc<CoreState>,
+    /// The linger generation this was made in.
+    generation: u64,
+    /// Where this linger's waker is in `linger_wakers`, once it has been polled. Valid
+    /// only while the generation has not moved on: ending a generation empties the slab.
+    waker: Option<usize>,
+}
+
+impl Linger {
+    fn current(&self) -> bool {
+        self.core.linger_generation.get() == self.generation
+    }
+}
+
+impl Future for Linger {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.current() {
+            return Poll::Ready(());
+        }
+        let mut wakers = self.core.linger_wakers.borrow_mut();
+        match self.waker.and_then(|key| wakers.get_mut(key)) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => w.clone_from(cx.waker()),
+            None => {
+                let key = wakers.insert(cx.waker().clone());
+                drop(wakers);
+                self.waker = Some(key);
+            }
+        }
+        Poll::Pending
+    }
 }
 
 impl Drop for Linger {
@@ -153,6 +208,11 @@ impl Drop for Linger {
         self.core
             .lingering
             .set(self.core.lingering.get().saturating_sub(1));
+        if let Some(key) = self.waker {
+            if self.current() {
+                self.core.linger_wakers.borrow_mut().try_remove(key);
+            }
+        }
     }
 }
 
@@ -167,5 +227,91 @@ impl Drop for ConnGuard {
             .active
             .set(self.core.active.get().saturating_sub(1));
         self.core.closed_event.notify(usize::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::services::{OpenIdKeys, Tables};
+    use crate::ratelimit::{CoreShard, NodeLimiter};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    fn core() -> Rc<CoreState> {
+        let services = Services {
+            limits: CoreShard::new(NodeLimiter::new(1, 16), 0),
+            now: Instant::now(),
+            openid: OpenIdKeys::default(),
+            tables: Tables::default(),
+        };
+        CoreState::new(0, None, services)
+    }
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    fn poll(l: &mut Linger, w: &Waker) -> Poll<()> {
+        Pin::new(l).poll(&mut Context::from_waker(w))
+    }
+
+    /// A tick wakes and resolves every linger made before it, and only those; a linger
+    /// dropped after its generation ended never removes the waker of a newer one that
+    /// reused its slot.
+    #[test]
+    fn a_generation_ends_for_the_lingers_made_in_it_only() {
+        // `linger` starts the core's ticker task: it needs an executor.
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(|| async { generations() })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn generations() {
+        let core = core();
+        let (a_count, a_waker) = waker();
+        let (b_count, b_waker) = waker();
+        let mut a = core.linger();
+        assert!(poll(&mut a, &a_waker).is_pending());
+        assert!(
+            poll(&mut a, &a_waker).is_pending(),
+            "a second poll re-registers"
+        );
+        assert_eq!(core.linger_wakers.borrow().len(), 1);
+
+        core.end_linger_generation();
+        assert_eq!(a_count.0.load(Ordering::SeqCst), 1, "a tick wakes a");
+        assert!(poll(&mut a, &a_waker).is_ready());
+
+        // b takes the slot a had; dropping a (of the old generation) must leave it.
+        let mut b = core.linger();
+        assert!(poll(&mut b, &b_waker).is_pending());
+        drop(a);
+        assert_eq!(
+            core.linger_wakers.borrow().len(),
+            1,
+            "b's waker is still there"
+        );
+        core.end_linger_generation();
+        assert_eq!(b_count.0.load(Ordering::SeqCst), 1, "the next tick wakes b");
+        assert!(poll(&mut b, &b_waker).is_ready());
+        drop(b);
+        assert_eq!(core.lingering.get(), 0);
+
+        // A linger dropped before any tick takes its waker with it.
+        let mut c = core.linger();
+        assert!(poll(&mut c, &a_waker).is_pending());
+        drop(c);
+        assert!(core.linger_wakers.borrow().is_empty());
     }
 }
