@@ -12,10 +12,12 @@
 //! It must not interpret the bytes: no HTTP here.
 
 mod buf;
+mod clock;
 mod glommio_tcp;
 pub mod uring;
 
 pub use buf::RecvBuf;
+pub use clock::now;
 pub use glommio_tcp::TcpConn;
 pub use uring::{spawn_local, UringConn};
 

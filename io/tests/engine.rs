@@ -6,7 +6,7 @@
 //! timeout carried by a linked ring timeout, and sockets named by their index in the
 //! ring's table of registered descriptors (slots reused within one tick), and a
 //! gathered send that the kernel takes in parts, and sends that fail giving their
-//! buffers back.
+//! buffers back, and the time the engine reads once per tick.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, Piece, RecvBuf};
@@ -692,6 +692,38 @@ fn a_failed_send_gives_its_buffer_back() {
                 .await
                 .expect_err("a gathered send to a reset peer");
             assert!(out == bytes && lent == bytes, "both buffers came back");
+        })
+    });
+}
+
+/// Tasks woken by a tick's completions read the time of that tick, however long they
+/// run; once a tick finds nothing (the core may sleep next), the real clock again.
+#[test]
+fn the_time_is_read_once_per_tick_that_reaps_completions() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let client = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"x").unwrap();
+                let mut back = [0u8; 1];
+                s.read_exact(&mut back).unwrap();
+            });
+            let mut conn = acceptor.accept().await.unwrap();
+            let mut buf = RecvBuf::new(64, 1024);
+            let before = Instant::now();
+            read_exact(&mut conn, &mut buf, 1).await;
+            let woken = portico_io::now();
+            assert!(woken >= before);
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(portico_io::now(), woken, "the tick's time, not read again");
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+            assert!(
+                portico_io::now() >= woken + Duration::from_millis(50),
+                "after a quiet tick the clock is read"
+            );
+            conn.send(b"y").await.unwrap();
+            join(client).await;
         })
     });
 }

@@ -238,7 +238,7 @@ pub async fn exchange(
             Err(SendFailure::Client(Some(failure))) => return failed(failure, false),
             Err(SendFailure::Client(None)) => return Err(Forwarded::Done(Next::Close)),
         }
-        let deadline = Instant::now() + plan.timeout;
+        let deadline = portico_io::now() + plan.timeout;
         match read_response_head(&mut up, head.method == "HEAD", settings, deadline).await {
             Ok(resp) => return Ok(Exchanged { up, resp }),
             Err(ReadFailure::ClosedEarly) if up.reused && retry_allowed && !retried => {
@@ -468,7 +468,7 @@ async fn read_body(
                 break;
             }
         }
-        let at = Instant::now() + api.timeout;
+        let at = portico_io::now() + api.timeout;
         match before(at, up.conn.recv(&mut up.buf)).await {
             Some(Ok(n)) if n > 0 => {}
             Some(Ok(_)) => {
@@ -528,7 +528,7 @@ async fn send_request(
         if pass.done {
             return Ok(());
         }
-        let at = Instant::now() + settings.timeouts.body_idle;
+        let at = portico_io::now() + settings.timeouts.body_idle;
         match before(at, client.conn.recv(&mut client.buf)).await {
             None => return Err(SendFailure::Client(Some(Failure::ClientTimeout))),
             Some(Ok(n)) if n > 0 => {}
@@ -601,7 +601,7 @@ async fn stream_response(
             Ok(pass) if pass.done => return Streamed::Complete,
             Ok(_) => {}
         }
-        let at = Instant::now() + api.timeout;
+        let at = portico_io::now() + api.timeout;
         match before(at, up.conn.recv(&mut up.buf)).await {
             Some(Ok(n)) if n > 0 => {}
             Some(Ok(_)) => {

@@ -180,7 +180,7 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
                 // after the check misses nothing: drains start on this core's own thread,
                 // and nothing between the check and here yields.
                 let drain = client.core.drain_listener();
-                let idle = Instant::now() + settings.timeouts.keep_alive;
+                let idle = portico_io::now() + settings.timeouts.keep_alive;
                 let recv = deadline::before(idle, client.conn.recv(&mut client.buf));
                 match futures_lite::future::or(recv, async {
                     drain.await;
@@ -194,7 +194,7 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             }
         } else {
             let at =
-                *deadline.get_or_insert_with(|| Instant::now() + settings.timeouts.request_head);
+                *deadline.get_or_insert_with(|| portico_io::now() + settings.timeouts.request_head);
             match deadline::before(at, client.conn.recv(&mut client.buf)).await {
                 None => return HeadRead::Reject(Failure::ClientTimeout),
                 Some(r) => r,
@@ -204,7 +204,7 @@ async fn read_head(client: &mut Client, settings: &Settings) -> HeadRead {
             Ok(0) | Err(_) => return HeadRead::Closed,
             Ok(_) => {
                 if deadline.is_none() {
-                    deadline = Some(Instant::now() + settings.timeouts.request_head);
+                    deadline = Some(portico_io::now() + settings.timeouts.request_head);
                 }
             }
         }
@@ -236,7 +236,7 @@ async fn linger(
     if client.buf.capacity() > LINGER_BUF_KEEP {
         client.buf.release_if_empty();
     }
-    let since = Instant::now();
+    let since = portico_io::now();
     let mut linger = client.core.linger();
     let recv = async { Some(client.conn.recv(&mut client.buf).await) };
     let tick = async {
@@ -246,7 +246,9 @@ async fn linger(
     match futures_lite::future::or(recv, tick).await {
         Some(read) => Ok(read),
         None if client.core.is_draining() => Err(HeadRead::Closed),
-        None => Err(HeadRead::Park(keep_alive.saturating_sub(since.elapsed()))),
+        None => Err(HeadRead::Park(
+            keep_alive.saturating_sub(portico_io::now().saturating_duration_since(since)),
+        )),
     }
 }
 
@@ -443,7 +445,7 @@ pub(crate) async fn read_request_body(
                 break;
             }
         }
-        let at = Instant::now() + settings.timeouts.body_idle;
+        let at = portico_io::now() + settings.timeouts.body_idle;
         match deadline::before(at, client.conn.recv(&mut client.buf)).await {
             None => return Err(Some(Failure::ClientTimeout)),
             Some(Ok(n)) if n > 0 => {}
@@ -490,7 +492,7 @@ pub(crate) async fn discard_body(
         if seen > DISCARD_LIMIT {
             return false;
         }
-        let at = Instant::now() + settings.timeouts.body_idle;
+        let at = portico_io::now() + settings.timeouts.body_idle;
         match deadline::before(at, client.conn.recv(&mut client.buf)).await {
             Some(Ok(n)) if n > 0 => {}
             _ => return false,

@@ -52,7 +52,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, Co
         ),
         addr,
         reused: false,
-        idle_since: Instant::now(),
+        idle_since: portico_io::now(),
     })
 }
 
@@ -81,10 +81,11 @@ impl Pools {
     /// The most recently used idle connection to `addr` that has not outlived `idle_timeout`.
     pub fn take(&mut self, addr: SocketAddr, idle_timeout: Duration) -> Option<Upstream> {
         let list = self.idle.get_mut(&addr)?;
+        let now = portico_io::now();
         while let Some(mut up) = list.pop() {
             // A connection the backend closed while idle is known on the io_uring
             // engine: skip it rather than fail a request on it.
-            if up.idle_since.elapsed() < idle_timeout && !up.conn.is_closed() {
+            if now.saturating_duration_since(up.idle_since) < idle_timeout && !up.conn.is_closed() {
                 up.reused = true;
                 return Some(up);
             }
@@ -97,7 +98,7 @@ impl Pools {
         if max_idle == 0 || !up.buf.is_empty() {
             return;
         }
-        up.idle_since = Instant::now();
+        up.idle_since = portico_io::now();
         let list = self.idle.entry(up.addr).or_default();
         if list.len() >= max_idle {
             // Drop the oldest: recent connections are the likeliest still open.

@@ -302,8 +302,13 @@ impl Engine {
             handled += n;
         }
         self.busy.set(handled > 0);
-        if handled > 0 && self.block {
-            self.may_block.set(true);
+        if handled > 0 {
+            crate::clock::note();
+            if self.block {
+                self.may_block.set(true);
+            }
+        } else {
+            crate::clock::forget();
         }
         conn::after_tick(self);
         handled
