@@ -11,22 +11,25 @@ use super::headers::Header;
 use super::limits::Limits;
 use super::syntax::{is_other_http_version, valid_authority, valid_target_bytes};
 use super::Version;
+use compact_str::CompactString;
 
 /// A parsed request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
-    /// The method token, case-sensitive as received (RFC 9110 9.1).
-    pub method: String,
+    /// The method token, case-sensitive as received (RFC 9110 9.1). Held inline up
+    /// to 24 bytes, as are `target` and `host`: parsing a head with a short path
+    /// allocates once, for its list of fields.
+    pub method: CompactString,
     /// Origin-form "/path?query", or "*" for `OPTIONS *`. An absolute-form
     /// target is converted to origin-form (RFC 9112 3.2.2).
-    pub target: String,
+    pub target: CompactString,
     pub version: Version,
     /// All field lines, in order, as received.
     pub headers: Vec<Header>,
     /// The validated authority, lowercased: the absolute-form authority when
     /// the target had one, else the single Host field ("" only for an
     /// HTTP/1.0 request without Host).
-    pub host: String,
+    pub host: CompactString,
     /// `Empty`, `Length(n)` or `Chunked`; never `UntilClose` (RFC 9112 6.3 rule 7).
     pub body: BodyKind,
     /// Whether the connection may carry another request (RFC 9112 9.3).
@@ -107,9 +110,9 @@ pub fn parse_request_head(
 
 /// A request-target converted to what the head exposes.
 enum Target {
-    Origin(String),
+    Origin(CompactString),
     /// Absolute-form: origin-form target and the authority (RFC 9112 3.2.2).
-    Absolute(String, String),
+    Absolute(CompactString, String),
     Asterisk,
 }
 
@@ -139,11 +142,17 @@ fn build(
         }
         _ => {}
     }
-    // A valid authority is ASCII, so this never loses anything.
-    let field_host = || String::from_utf8_lossy(host_field.unwrap_or(&[])).to_ascii_lowercase();
+    // A valid authority is ASCII, so it is always UTF-8.
+    let field_host = || {
+        let mut h = std::str::from_utf8(host_field.unwrap_or(&[]))
+            .map(CompactString::from)
+            .unwrap_or_default();
+        h.make_ascii_lowercase();
+        h
+    };
     let (target, host) = match target {
         Target::Origin(t) => (t, field_host()),
-        Target::Asterisk => ("*".to_owned(), field_host()),
+        Target::Asterisk => (CompactString::const_new("*"), field_host()),
         Target::Absolute(t, authority) => {
             // RFC 9112 3.2.2: the absolute-form authority replaces Host. A
             // Host that says something else is how routing and the backend
@@ -155,7 +164,7 @@ fn build(
                     ));
                 }
             }
-            (t, authority)
+            (t, CompactString::from(authority))
         }
     };
 
@@ -180,7 +189,7 @@ fn build(
     };
 
     Ok(RequestHead {
-        method: method.to_owned(),
+        method: CompactString::from(method),
         target,
         version,
         headers: fields.headers,
@@ -198,7 +207,7 @@ fn parse_target(method: &str, t: &str) -> Result<Target, ParseError> {
     match t.as_bytes() {
         [b'/', ..] => {
             if valid_target_bytes(t.as_bytes()) {
-                Ok(Target::Origin(t.to_owned()))
+                Ok(Target::Origin(CompactString::from(t)))
             } else {
                 Err(ParseError::Invalid("invalid request-target"))
             }
@@ -222,9 +231,9 @@ fn parse_absolute(t: &str) -> Result<Target, ParseError> {
     }
     // RFC 9112 3.2.1: an empty path is sent as "/".
     let target = if path.starts_with('/') {
-        path.to_owned()
+        CompactString::from(path)
     } else {
-        let mut target = String::with_capacity(path.len() + 1);
+        let mut target = CompactString::with_capacity(path.len() + 1);
         target.push('/');
         target.push_str(path);
         target

@@ -421,7 +421,7 @@ fn build_context(
     }
     Context {
         request: context::Request {
-            method: head.method.clone(),
+            method: head.method.to_string(),
             scheme: "http".into(),
             host: host.to_string(),
             port,
