@@ -7,7 +7,10 @@
 //! removal, a map entry and clock reads each time (about 7% of the instructions of a
 //! plain proxied request), and makes every executor loop split its timer tree. Here a
 //! wait that ends in time costs a slab insert and removal. A deadline fires up to one
-//! tick late; the ticker stops when nothing waits, so an idle core still sleeps.
+//! tick late; the ticker stops when nothing waits, so an idle core still sleeps. The
+//! proxy sets deadlines from `portico_io::now()`, the engine's time of the current
+//! tick, which may end one a pass of the task queue early; the ticker checks them
+//! against the real clock.
 
 use slab::Slab;
 use std::cell::RefCell;
