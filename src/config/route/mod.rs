@@ -167,10 +167,17 @@ impl Router {
         // Prefixes from the shortest ("") to the longest, each ending on a segment
         // boundary; a later (longer) hit replaces an earlier one.
         consider("");
+        // Searched as bytes: a str search for a char goes through a general searcher
+        // that costs more than these short segments do ('/' is ASCII, so every cut is a
+        // char boundary).
+        let bytes = path.as_bytes();
         let mut start = 1;
         for _ in 0..self.max_depth {
-            let end = path[start..].find('/').map_or(path.len(), |j| start + j);
-            consider(&path[..end]);
+            let end = bytes
+                .get(start..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'/'))
+                .map_or(path.len(), |j| start + j);
+            consider(path.get(..end).unwrap_or(path));
             if end == path.len() {
                 break;
             }
