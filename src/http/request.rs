@@ -112,7 +112,7 @@ pub fn parse_request_head(
 enum Target {
     Origin(CompactString),
     /// Absolute-form: origin-form target and the authority (RFC 9112 3.2.2).
-    Absolute(CompactString, String),
+    Absolute(CompactString, CompactString),
     Asterisk,
 }
 
@@ -164,7 +164,7 @@ fn build(
                     ));
                 }
             }
-            (t, CompactString::from(authority))
+            (t, authority)
         }
     };
 
@@ -238,7 +238,9 @@ fn parse_absolute(t: &str) -> Result<Target, ParseError> {
         target.push_str(path);
         target
     };
-    Ok(Target::Absolute(target, authority.to_ascii_lowercase()))
+    let mut authority = CompactString::from(authority);
+    authority.make_ascii_lowercase();
+    Ok(Target::Absolute(target, authority))
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -9,8 +9,8 @@
 //! wait that ends in time costs a slab insert and removal. A deadline fires up to one
 //! tick late; the ticker stops when nothing waits, so an idle core still sleeps. The
 //! proxy sets deadlines from `portico_io::now()`, the engine's time of the current
-//! tick, which may end one a pass of the task queue early; the ticker checks them
-//! against the real clock.
+//! tick, so a deadline may end up to one pass of the task queue early; the ticker
+//! checks them against the real clock.
 
 use slab::Slab;
 use std::cell::RefCell;
