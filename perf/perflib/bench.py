@@ -23,6 +23,38 @@ from .targets import (ALL_TARGETS, TARGET_CLASSES, Direct, Env, Target, TargetFa
 
 PCTS = ["p50", "p90", "p99", "p999", "p9999"]
 
+# A run is disturbed when processes other than the target, the backend and loadgen used
+# more than this share of the proxy core or of the load core (from /proc/stat). A round
+# with a disturbed run is left out of the medians and replaced, up to --extra-rounds.
+DISTURBED = 0.10
+
+# Fewer clean rounds than this and the medians use every round (and the report says so).
+MIN_CLEAN = 3
+
+
+def disturbance(target: str, x: dict) -> str | None:
+    """Why a run counts as disturbed, or None. For `direct` nothing of ours runs on the
+    proxy core, so only the load core is judged."""
+    if not x or "error" in x:
+        return None
+    p = x.get("proxy_core_other", 0.0) if target != "direct" else 0.0
+    lo = x.get("load_core_other", 0.0)
+    if p > DISTURBED or lo > DISTURBED:
+        return f"other processes used {p * 100:.0f}% of the proxy core, {lo * 100:.0f}% of the load core"
+    return None
+
+
+def round_disturbances(rd: dict) -> list[str]:
+    return [f"{t} {mode}: {why}" for mode in ("closed", "open") for t, x in rd.get(mode, {}).items()
+            if (why := disturbance(t, x))]
+
+
+def rounds_used(res: dict) -> list[dict]:
+    """The rounds the medians are taken over: the undisturbed ones, or every round when
+    fewer than MIN_CLEAN are undisturbed."""
+    clean = [rd for rd in res["rounds"] if not rd.get("disturbed")]
+    return clean if len(clean) >= MIN_CLEAN else res["rounds"]
+
 
 def fmt_dur(seconds: float) -> str:
     if abs(seconds - round(seconds)) < 1e-9:
@@ -51,6 +83,7 @@ class Settings:
     fd_limit: int = 200_000
     targets: list = field(default_factory=lambda: list(ALL_TARGETS))
     idle_conns: int | None = None
+    extra_rounds: int = 3
 
 
 class Bench:
@@ -252,11 +285,12 @@ class Bench:
             res["commands"]["loadgen_warmup"] = quote(self.loadgen_argv(sc, ex.url(sc.path), self.s.warmup, None, body_file, False))
             res["commands"]["loadgen_closed"] = quote(self.loadgen_argv(sc, ex.url(sc.path), self.s.duration, None, body_file))
             rate = self.s.rate
-            for r in range(self.s.rounds):
+            clean, r = 0, 0
+            while clean < self.s.rounds and r < self.s.rounds + self.s.extra_rounds:
                 rnd = {"round": r + 1, "closed": {}, "open": {}}
                 res["rounds"].append(rnd)   # now, so that an interrupted round is kept
                 for t in targets:
-                    log(f"{sc.name} round {r + 1}/{self.s.rounds}: {t.name} closed loop")
+                    log(f"{sc.name} round {r + 1}: {t.name} closed loop")
                     x = rnd["closed"][t.name] = self.run_one(t, backend, sc, None, body_file, workdir, f"r{r + 1}-{t.name}-closed")
                     self._note(sc, t, x)
                 if rate is None:
@@ -268,9 +302,18 @@ class Bench:
                 if rate:
                     res["commands"]["loadgen_open"] = quote(self.loadgen_argv(sc, ex.url(sc.path), self.s.duration, rate, body_file))
                     for t in targets:
-                        log(f"{sc.name} round {r + 1}/{self.s.rounds}: {t.name} open loop at {rate} req/s")
+                        log(f"{sc.name} round {r + 1}: {t.name} open loop at {rate} req/s")
                         x = rnd["open"][t.name] = self.run_one(t, backend, sc, rate, body_file, workdir, f"r{r + 1}-{t.name}-open")
                         self._note(sc, t, x)
+                why = round_disturbances(rnd)
+                if why:
+                    rnd["disturbed"] = why
+                    log(f"{sc.name} round {r + 1} disturbed ({why[0]}{' ...' if len(why) > 1 else ''}): "
+                        f"left out of the medians" + (", another round follows"
+                                                      if r + 1 < self.s.rounds + self.s.extra_rounds else ""))
+                else:
+                    clean += 1
+                r += 1
             res["rate"] = rate
             if rate:
                 self.rates[sc.name] = rate
@@ -498,7 +541,7 @@ def parse_wrk(text: str) -> dict:
 
 
 def summarize_load(res: dict) -> dict:
-    rounds = res["rounds"]
+    rounds = rounds_used(res)
     names = res["targets"]
     ok = lambda x: x is not None and "error" not in x  # noqa: E731
     out = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .bench import DISTURBED, MIN_CLEAN, disturbance, rounds_used
 from .svg import latency_svg
 
 
@@ -48,11 +49,21 @@ def _porcelain_path(line: str) -> str:
     return parts[1] if len(parts) > 1 else line
 
 
-NOISE_LIMIT = 0.15
+def rounds_phrase(sc: dict) -> str:
+    """Which rounds the medians of a scenario are taken over, in words."""
+    used = rounds_used(sc)
+    left = [rd["round"] for rd in sc["rounds"] if rd.get("disturbed")]
+    if not left:
+        return f"{len(used)} rounds"
+    listed = ", ".join(str(n) for n in left)
+    if len(used) == len(sc["rounds"]):
+        return (f"all {len(used)} rounds (only {len(used) - len(left)} undisturbed, fewer than {MIN_CLEAN}; "
+                f"disturbed: {listed})")
+    return f"{len(used)} undisturbed rounds (round{'s' if len(left) > 1 else ''} {listed} disturbed, left out)"
 
 
 def noise_lines(r: dict) -> tuple[list[str], int]:
-    """Runs during which other processes used more than NOISE_LIMIT of a core; and the run count."""
+    """Runs during which other processes used more than DISTURBED of a core; and the run count."""
     runs = []
     for name, sc in r["scenarios"].items():
         for rd in sc.get("rounds", []):
@@ -66,10 +77,9 @@ def noise_lines(r: dict) -> tuple[list[str], int]:
     for where, t, x in runs:
         if not x or "error" in x:
             continue
-        p = x.get("proxy_core_other", 0.0) if t != "direct" else 0.0
-        lo = x.get("load_core_other", 0.0)
-        if p > NOISE_LIMIT or lo > NOISE_LIMIT:
-            out.append(f"{where}: other processes used {p * 100:.0f}% of the proxy core, {lo * 100:.0f}% of the load core")
+        why = disturbance(t, x)
+        if why:
+            out.append(f"{where}: {why}")
     return out, sum(1 for _, _, x in runs if x and "error" not in x)
 
 
@@ -101,7 +111,10 @@ def layout(r: dict) -> list[str]:
             f"core {s['load_cpu']}: loadgen and the backend (`loadgen serve --threads 1`). The harness itself runs on "
             f"core {s['load_cpu']} and sleeps while loadgen runs.",
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
-            f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again).",
+            f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again)"
+            + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its runs) "
+               f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
+               if "extra_rounds" in s else "."),
             f"* Per round and target: a {s['warmup']:g} s warm-up loadgen run (not measured), then a "
             f"{s['duration']:g} s closed-loop run (`-t 1 -c 64`). CPU per request = the target's utime + stime from "
             f"`/proc/<pid>/stat` (all threads; nginx: master + worker; direct: the backend) read just before and just "
@@ -151,8 +164,8 @@ def load_tables(name: str, sc: dict, svg_name: str | None) -> list[str]:
             out += [f"**{t} failed to start**:", "", _code("", why)]
     if not s:
         return out + ["No results.", ""]
-    rounds = len(sc["rounds"])
-    out += [f"Closed loop, medians of {rounds} rounds:", "",
+    rounds = rounds_phrase(sc)
+    out += [f"Closed loop, medians of {rounds}:", "",
             "| target | req/s | CPU µs/req | CPU/req vs nginx | per-round ratios | target CPU util | backend CPU µs/req | errors | non-2xx |",
             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for t, x in s.items():
@@ -176,7 +189,7 @@ def load_tables(name: str, sc: dict, svg_name: str | None) -> list[str]:
                        f"{_cpu(x['open_cpu_us_per_req'])} | {_n(x.get('open_cpu_ratio_to_reference'), 2)} |")
         out.append("")
     if sc.get("rate"):
-        out += [f"Open loop at {sc['rate']:,} req/s (64 connections), corrected latency in µs, medians of {rounds} rounds; "
+        out += [f"Open loop at {sc['rate']:,} req/s (64 connections), corrected latency in µs, medians of {rounds}; "
                 f"+pXX = target − direct in the same round (median):", "",
                 "| target | achieved req/s | p50 | p90 | p99 | p99.9 | p99.99 | +p50 | +p99 | +p99.9 | CPU µs/req at this rate |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -236,14 +249,15 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
            "| round | target | closed req/s | CPU µs/req | util | other load on proxy core | other load on load core | open req/s | p50 | p99 | p99.9 | errors |",
            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rd in sc["rounds"]:
+        n = f"{rd['round']} (disturbed)" if rd.get("disturbed") else rd["round"]
         for t in sc["targets"]:
             c, o = rd["closed"].get(t) or {}, rd["open"].get(t) or {}
             if "error" in c:
-                out.append(f"| {rd['round']} | {t} | error: {c['error'][:80]} | | | | | | | | | |")
+                out.append(f"| {n} | {t} | error: {c['error'][:80]} | | | | | | | | | |")
                 continue
             errs = sum((c.get("errors") or {}).values()) + sum((o.get("errors") or {}).values())
             ol = o.get("latency_us") or {}
-            out.append(f"| {rd['round']} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
+            out.append(f"| {n} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
                        f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n((c.get('proxy_core_other') or 0) * 100)}% | "
                        f"{_n((c.get('load_core_other') or 0) * 100)}% | "
                        f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | {errs} |")
@@ -263,7 +277,7 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
         if series:
             svg = latency_svg(f"{sc_name}: latency at {sc['rate']:,} req/s, open loop",
                               [sc["definition"]["description"],
-                               f"corrected for coordinated omission; median of {len(sc['rounds'])} rounds; "
+                               f"corrected for coordinated omission; medians of {rounds_phrase(sc)}; "
                                f"run {name}"], series)
             if svg:
                 svg_name = f"{name}-{sc_name}.svg"
@@ -275,9 +289,11 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     noise, nruns = noise_lines(r)
     md += ["", "## Noise from other processes", "",
            f"Runs during which processes other than the target, the backend and loadgen used more than "
-           f"{NOISE_LIMIT:.0%} of the proxy core or of the load core (from /proc/stat; the machine is shared): "
+           f"{DISTURBED:.0%} of the proxy core or of the load core (from /proc/stat; the machine is shared): "
            f"{len(noise)} of {nruns} measured runs. req/s and latency of those runs say more about the neighbours "
-           f"than about the target; CPU per request holds better, which is why the tables use it and medians.", ""]
+           f"than about the target. A load round with such a run is disturbed: the tables leave it out (unless "
+           f"fewer than {MIN_CLEAN} rounds are undisturbed) and the harness runs another round in its place, up "
+           f"to `--extra-rounds`. Results written before this rule flagged runs above 15% and used every round.", ""]
     md += [f"* {a}" for a in noise]
     md += ["", "## Every round", ""]
     for sc_name, sc in r["scenarios"].items():
