@@ -129,15 +129,12 @@ pub fn frame_body(
     out: &mut Outgoing,
     chunked: bool,
 ) -> Result<Pass, crate::http::BodyError> {
-    let mut pass = Pass {
-        bytes: 0,
-        done: false,
-    };
     // Payload ranges in `buf.filled()`, which is consumed only once they are added.
     let mut data: SmallVec<[Range<usize>; 8]> = SmallVec::new();
     let mut size = 0;
     let mut used = 0;
-    let mut trailers = None;
+    // The trailers' range, once the body has ended.
+    let mut ended = None;
     let mut failed = None;
     loop {
         let d = match decoder.decode(buf.filled().get(used..).unwrap_or_default()) {
@@ -152,15 +149,13 @@ pub fn frame_body(
             data.push(used + d.data.start..used + d.data.end);
         }
         if d.done {
-            trailers = Some(d.trailers.map_or(0..0, |r| used + r.start..used + r.end));
+            ended = Some(d.trailers.map_or(0..0, |r| used + r.start..used + r.end));
         }
         used += d.consumed;
         if d.done || d.consumed == 0 {
-            pass.done = d.done;
             break;
         }
     }
-    pass.bytes = size as u64;
     if chunked && size > 0 {
         write_chunk_header(size, out.own());
     }
@@ -170,13 +165,16 @@ pub fn frame_body(
     if chunked && size > 0 {
         out.own().extend_from_slice(b"\r\n");
     }
-    if let (true, Some(t)) = (chunked, trailers) {
-        write_last_chunk(buf.filled().get(t).unwrap_or_default(), out.own());
+    if let (true, Some(trailers)) = (chunked, ended.clone()) {
+        write_last_chunk(buf.filled().get(trailers).unwrap_or_default(), out.own());
     }
     buf.consume(used);
     match failed {
         Some(e) => Err(e),
-        None => Ok(pass),
+        None => Ok(Pass {
+            bytes: size as u64,
+            done: ended.is_some(),
+        }),
     }
 }
 
