@@ -6,7 +6,7 @@
 //! timeout carried by a linked ring timeout, and sockets named by their index in the
 //! ring's table of registered descriptors (slots reused within one tick), and a
 //! gathered send that the kernel takes in parts, and sends that fail giving their
-//! buffers back, and the time the engine reads once per tick.
+//! buffers back, the time the engine reads once per tick, and the engine's own timers.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, Piece, RecvBuf};
@@ -724,6 +724,67 @@ fn the_time_is_read_once_per_tick_that_reaps_completions() {
             );
             conn.send(b"y").await.unwrap();
             join(client).await;
+        })
+    });
+}
+
+/// The engine's own timers: each completes at or after its deadline, in deadline
+/// order, and one set while the driver sleeps towards a later deadline ends that sleep
+/// (the short timer does not wait for the long one). A dropped timer never completes.
+#[test]
+fn engine_timers_complete_in_order_and_an_earlier_one_wakes_the_driver() {
+    on_engine(|_engine| {
+        Box::pin(async move {
+            let start = Instant::now();
+            let order = Rc::new(RefCell::new(Vec::new()));
+            // A long timer first, so the idle driver sleeps towards it.
+            let long = {
+                let order = order.clone();
+                portico_io::spawn_local(async move {
+                    uring::sleep_until(start + Duration::from_secs(30)).await;
+                    order.borrow_mut().push("long");
+                })
+            };
+            // Let the driver go to sleep with only the long deadline pending.
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let mut tasks = Vec::new();
+            for (name, ms) in [("c", 120u64), ("a", 80), ("b", 100)] {
+                let order = order.clone();
+                tasks.push(portico_io::spawn_local(async move {
+                    let at = Instant::now() + Duration::from_millis(ms);
+                    uring::sleep_until(at).await;
+                    assert!(Instant::now() >= at, "{name} completed early");
+                    order.borrow_mut().push(name);
+                }));
+            }
+            // Dropped before its deadline: must never complete.
+            let dropped = {
+                let order = order.clone();
+                portico_io::spawn_local(async move {
+                    uring::sleep_until(Instant::now() + Duration::from_millis(90)).await;
+                    order.borrow_mut().push("dropped");
+                })
+            };
+            drop(dropped);
+            let done = futures_lite::future::or(
+                async {
+                    for t in tasks {
+                        t.await;
+                    }
+                    true
+                },
+                async {
+                    // glommio's timer, which does not depend on the driver.
+                    glommio::timer::sleep(Duration::from_secs(10)).await;
+                    false
+                },
+            )
+            .await;
+            assert!(done, "the short timers waited for the long one");
+            assert_eq!(*order.borrow(), vec!["a", "b", "c"]);
+            drop(long);
+            // A deadline already past completes at once.
+            uring::sleep_until(Instant::now() - Duration::from_millis(1)).await;
         })
     });
 }

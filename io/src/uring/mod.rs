@@ -14,7 +14,9 @@
 //!   it never spins. The eventfd is on only for that sleep;
 //! * sockets are also installed in the ring's table of registered descriptors and
 //!   named by their index there (`fixed`), which spares the kernel a descriptor lookup
-//!   per operation.
+//!   per operation;
+//! * [`sleep_until`] timers are the driver's own (`timer`): it fires them on its ticks
+//!   and bounds its waits by the earliest, so they are on time while it waits.
 //!
 //! Whether another task is runnable is known by counting polls: the tasks of a core
 //! that runs the engine are spawned with [`spawn_local`], which counts each poll.
@@ -30,10 +32,12 @@ mod fixed;
 mod op;
 mod park;
 mod setup;
+mod timer;
 
 pub use accept::Acceptor;
 pub use conn::{Resume, UringConn};
 pub use setup::Flavor;
+pub use timer::{sleep_until, Sleep};
 
 use bufring::BufRing;
 use io_uring::{squeue, IoUring};
@@ -85,8 +89,8 @@ pub struct Options {
     pub flavor: Flavor,
     /// Whether the driver may wait for completions in its own ring (up to
     /// [`BLOCK_FOR`]) when the core is idle right after being busy. It delays glommio's
-    /// timers by as much, so a core whose timers must fire on time (a load generator
-    /// pacing its requests) leaves it off.
+    /// timers by as much; a core whose timers must fire on time (a load generator
+    /// pacing its requests) uses the engine's own, [`sleep_until`], which end the wait.
     pub block: bool,
     /// The most slots of the ring's table of registered descriptors (`fixed`): the
     /// sockets of the first this many slots are installed there. 0 turns it off. The
@@ -126,6 +130,8 @@ pub struct Engine {
     may_block: Cell<bool>,
     /// `Options::block`.
     block: bool,
+    /// Deadlines of [`sleep_until`], fired by the driver.
+    timers: timer::Timers,
     /// Slots in the ring's table of registered descriptors; 0 without one.
     fixed_slots: u32,
     me: std::rc::Weak<Engine>,
@@ -194,6 +200,7 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
         busy: Cell::new(false),
         may_block: Cell::new(false),
         block: opts.block,
+        timers: timer::Timers::default(),
         fixed_slots,
     });
     CURRENT.with(|c| *c.borrow_mut() = Some(engine.clone()));
@@ -236,6 +243,11 @@ impl Engine {
         }
         drop(backlog);
         drop(ring);
+        self.wake_driver();
+    }
+
+    /// Wakes the driver if it sleeps.
+    fn wake_driver(&self) {
         if let Some(w) = self.driver.take() {
             w.wake();
         }
@@ -258,8 +270,8 @@ impl Engine {
         }
     }
 
-    /// Submits what is queued and handles every completion that is ready. Returns the
-    /// number of completions handled.
+    /// Submits what is queued, handles every completion that is ready and fires the
+    /// timers that are due. Returns the number of completions handled and timers fired.
     fn tick(&self) -> usize {
         {
             let mut ring = self.ring.borrow_mut();
@@ -304,14 +316,26 @@ impl Engine {
         self.busy.set(handled > 0);
         if handled > 0 {
             crate::clock::note();
-            if self.block {
-                self.may_block.set(true);
-            }
         } else {
             crate::clock::forget();
         }
         conn::after_tick(self);
+        if !self.timers.is_empty() {
+            handled += self.timers.fire(std::time::Instant::now());
+        }
+        if handled > 0 && self.block {
+            self.may_block.set(true);
+        }
         handled
+    }
+
+    /// How long the driver may wait in its ring: [`BLOCK_FOR`], or less when a timer
+    /// is due sooner.
+    fn wait_for(&self) -> std::time::Duration {
+        match self.timers.earliest() {
+            Some(at) => BLOCK_FOR.min(at.saturating_duration_since(std::time::Instant::now())),
+            None => BLOCK_FOR,
+        }
     }
 
     /// Nothing queued for the kernel, here or in the backlog.
@@ -469,16 +493,33 @@ async fn drive(weak: std::rc::Weak<Engine>) {
             };
             if task_polls() == polls && engine.nothing_queued() {
                 engine.may_block.set(false);
-                engine.wait(BLOCK_FOR);
+                let dur = engine.wait_for();
+                if !dur.is_zero() {
+                    engine.wait(dur);
+                }
             }
             continue;
         }
         if !engine.eventfd_on() {
             continue;
         }
+        // A timer of this engine ends the sleep too, as does one set earlier meanwhile.
+        let due = engine.timers.earliest();
+        let mut timer = due.map(|at| {
+            glommio::timer::Timer::new(at.saturating_duration_since(std::time::Instant::now()))
+        });
         let fired = futures_lite::future::poll_fn(|cx| {
-            if !engine.nothing_queued() {
+            let sooner = match (engine.timers.earliest(), due) {
+                (Some(now), Some(before)) => now < before,
+                (now, before) => now.is_some() && before.is_none(),
+            };
+            if sooner || !engine.nothing_queued() {
                 return Poll::Ready(false);
+            }
+            if let Some(t) = timer.as_mut() {
+                if Pin::new(t).poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
             }
             match wake.as_mut().poll(cx) {
                 Poll::Ready(_) => Poll::Ready(true),

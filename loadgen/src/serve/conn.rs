@@ -203,7 +203,7 @@ pub async fn serve_connection(mut conn: Socket, ctx: Rc<Ctx>) {
 
         if due.count > 0 {
             if !ctx.delay.is_zero() {
-                glommio::timer::sleep(ctx.delay).await;
+                portico_io::uring::sleep_until(std::time::Instant::now() + ctx.delay).await;
             }
             if conn.send(due.bytes(responses)).await.is_err() {
                 return;

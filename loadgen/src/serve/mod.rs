@@ -23,7 +23,7 @@ use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Pending connections per listener.
 const BACKLOG: i32 = 1024;
@@ -92,7 +92,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                                 .detach();
                         }
                         // Out of descriptors and the like: back off, keep serving.
-                        Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
+                        Err(_) => {
+                            portico_io::uring::sleep_until(
+                                Instant::now() + Duration::from_millis(10),
+                            )
+                            .await
+                        }
                     }
                 }
             })
