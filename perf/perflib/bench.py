@@ -31,6 +31,11 @@ DISTURBED = 0.10
 # Fewer clean rounds than this and the medians use every round (and the report says so).
 MIN_CLEAN = 3
 
+# Probes of the open-loop rate on the direct path (see Bench._cap_rate): how many at most,
+# and how long each measures.
+PROBES = 3
+PROBE_S = 3.0
+
 
 def disturbance(target: str, x: dict) -> str | None:
     """Why a run counts as disturbed, or None. For `direct` nothing of ours runs on the
@@ -77,6 +82,7 @@ class Settings:
     warmup: float = 1.0
     rate: float | None = None
     rate_fraction: float = 0.5
+    load_core_max: float = 0.6
     proxy_cpu: int = 1
     load_cpu: int = 0
     conn_limit: int = 30_000
@@ -115,9 +121,10 @@ class Bench:
         return a + [url]
 
     def run_one(self, t: Target, backend: Proc, sc: Scenario, rate: float | None,
-                body_file: Path | None, workdir: Path, label: str) -> dict:
+                body_file: Path | None, workdir: Path, label: str, duration: float | None = None) -> dict:
         """A warm-up run, then the measured run with the target's CPU read around it."""
         mode = "open" if rate else "closed"
+        duration = duration or self.s.duration
         if not t.alive():
             return {"error": f"{t.name} is not running (exit code {t.proc.popen.returncode if t.proc else '?'})"}
         url = t.url(sc.path)
@@ -134,7 +141,7 @@ class Bench:
             if rc not in (0,):
                 return {"error": f"warm-up loadgen exit {rc}: {w.log_tail(5)}", "argv": quote(wargv)}
         # 2. measured run
-        argv = self.loadgen_argv(sc, url, self.s.duration, rate, body_file)
+        argv = self.loadgen_argv(sc, url, duration, rate, body_file)
         tp, bp = t.pids(), process_tree(backend.pid)
         c0, b0 = cpu_seconds(tp), cpu_seconds(bp)
         p0, l0 = cpu_busy(self.s.proxy_cpu), cpu_busy(self.s.load_cpu)
@@ -142,7 +149,7 @@ class Bench:
         out = workdir / f"lg-{label}.json"
         lg = Proc(f"loadgen-{t.name}", argv, workdir / f"lg-{label}.log", stdout_path=out)
         try:
-            rc = lg.wait_rusage(timeout=self.s.duration + 120)
+            rc = lg.wait_rusage(timeout=duration + 120)
         except subprocess.TimeoutExpired:
             lg.stop()
             return {"error": "loadgen did not finish", "argv": quote(argv)}
@@ -299,6 +306,7 @@ class Bench:
                         rate = max(1, int(self.s.rate_fraction * min(ok)))
                         log(f"{sc.name}: open-loop rate {rate} req/s ({self.s.rate_fraction:.0%} of the slowest "
                             f"target's round-1 closed-loop rate)")
+                        rate = self._cap_rate(sc, backend, targets, rate, body_file, workdir, res)
                 if rate:
                     res["commands"]["loadgen_open"] = quote(self.loadgen_argv(sc, ex.url(sc.path), self.s.duration, rate, body_file))
                     for t in targets:
@@ -323,6 +331,31 @@ class Bench:
             res["runtime_s"] = round(time.monotonic() - t_start, 1)
             res["summary"] = summarize_load(res)
         return res
+
+    def _cap_rate(self, sc: Scenario, backend: Proc, targets: list, rate: int, body_file: Path | None,
+                  workdir: Path, res: dict) -> int:
+        """Lowers the open-loop rate until loadgen and the backend, on the direct path, keep the load core at
+        most `load_core_max` busy: latency is measured at a fixed rate, never at saturation of either core
+        (at saturation it measures the load core's queue, not the target). Probe runs of PROBE_S seconds,
+        not part of any result; their load is loadgen's and the backend's CPU time (neighbours left out)."""
+        direct = next((t for t in targets if t.name == "direct"), None)
+        if direct is None or not self.s.load_core_max:
+            return rate
+        probes = res.setdefault("rate_probes", [])
+        for i in range(PROBES):
+            x = self.run_one(direct, backend, sc, rate, body_file, workdir, f"probe{i + 1}-direct-open", PROBE_S)
+            self.measured_runs -= 1   # a probe, not a measured run
+            if "error" in x:
+                probes.append({"rate": rate, "error": x["error"]})
+                break
+            load = max(0.0, x["load_core_busy"] - x["load_core_other"])
+            probes.append({"rate": rate, "load_core_busy": round(x["load_core_busy"], 3), "load": round(load, 3)})
+            log(f"{sc.name}: at {rate} req/s loadgen and the backend keep the load core {load:.0%} busy")
+            if load <= self.s.load_core_max * 1.1:
+                break
+            rate = max(1, int(rate * self.s.load_core_max / load))
+            log(f"{sc.name}: open-loop rate lowered to {rate} req/s (load core at most {self.s.load_core_max:.0%})")
+        return rate
 
     def _note(self, sc: Scenario, t: Target, x: dict) -> None:
         if "error" in x:
@@ -562,6 +595,8 @@ def summarize_load(res: dict) -> dict:
             "non_2xx": sum(v for x in c_ok + o_ok for k, v in x["status"].items() if not k.startswith("2")),
             "open_rps": median([x["rps"] for x in o_ok]),
             "open_cpu_us_per_req": median([x["cpu_us_per_req"] for x in o_ok]),
+            "open_load_core_busy": median([x.get("load_core_busy") for x in o_ok]),
+            "open_proxy_core_busy": median([x.get("proxy_core_busy") for x in o_ok]),
             "latency_us": {p: median([x["latency_us"][p] for x in o_ok]) for p in PCTS + ["max"]},
             "added_us": {},
         }

@@ -189,15 +189,23 @@ def load_tables(name: str, sc: dict, svg_name: str | None) -> list[str]:
                        f"{_cpu(x['open_cpu_us_per_req'])} | {_n(x.get('open_cpu_ratio_to_reference'), 2)} |")
         out.append("")
     if sc.get("rate"):
+        probes = sc.get("rate_probes") or []
+        if probes:
+            steps = "; ".join(f"{p['rate']:,} req/s: {p['load']:.0%}" if "load" in p else f"{p['rate']:,} req/s: {p['error']}"
+                              for p in probes)
+            out += [f"Rate probes on the direct path (short runs, not measured), with how busy loadgen and the backend "
+                    f"kept the load core: {steps}.", ""]
         out += [f"Open loop at {sc['rate']:,} req/s (64 connections), corrected latency in µs, medians of {rounds}; "
                 f"+pXX = target − direct in the same round (median):", "",
-                "| target | achieved req/s | p50 | p90 | p99 | p99.9 | p99.99 | +p50 | +p99 | +p99.9 | CPU µs/req at this rate |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| target | achieved req/s | p50 | p90 | p99 | p99.9 | p99.99 | +p50 | +p99 | +p99.9 | CPU µs/req at this rate "
+                "| proxy core busy | load core busy |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for t, x in s.items():
             lat, add = x["latency_us"], x["added_us"]
             out.append(f"| {t} | {_n(x['open_rps'])} | {_n(lat['p50'])} | {_n(lat['p90'])} | {_n(lat['p99'])} | "
                        f"{_n(lat['p999'])} | {_n(lat['p9999'])} | {_signed(add['p50'])} | {_signed(add['p99'])} | "
-                       f"{_signed(add['p999'])} | {_cpu(x['open_cpu_us_per_req'])} |")
+                       f"{_signed(add['p999'])} | {_cpu(x['open_cpu_us_per_req'])} | {_pct(x.get('open_proxy_core_busy'))} | "
+                       f"{_pct(x.get('open_load_core_busy'))} |")
         out.append("")
     if svg_name:
         out += [f"![{name} latency percentiles]({svg_name})", ""]
