@@ -111,12 +111,10 @@ pub fn describe(e: &io::Error) -> String {
     }
 }
 
-/// Completes at `when`: a timer of the executor's io_uring engine, which fires on time
-/// while the engine waits for completions in its ring (glommio's own timers would wait
-/// for the engine to hand the core back), or glommio's timer without an engine.
-pub async fn sleep_until(when: Instant) {
-    portico_io::uring::sleep_until(when).await;
-}
+/// Completes at a deadline: a timer of the executor's io_uring engine, which fires on
+/// time while the engine waits for completions in its ring (glommio's own timers would
+/// wait for the engine to hand the core back), or glommio's timer without an engine.
+pub use portico_io::uring::sleep_until;
 
 /// Lets the watchdog end a connection's pending read or write.
 #[derive(Default)]

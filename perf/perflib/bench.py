@@ -121,8 +121,10 @@ class Bench:
         return a + [url]
 
     def run_one(self, t: Target, backend: Proc, sc: Scenario, rate: float | None,
-                body_file: Path | None, workdir: Path, label: str, duration: float | None = None) -> dict:
-        """A warm-up run, then the measured run with the target's CPU read around it."""
+                body_file: Path | None, workdir: Path, label: str, duration: float | None = None,
+                probe: bool = False) -> dict:
+        """A warm-up run, then the measured run with the target's CPU read around it. A probe is not
+        counted among the measured runs."""
         mode = "open" if rate else "closed"
         duration = duration or self.s.duration
         if not t.alive():
@@ -162,7 +164,8 @@ class Bench:
             return {"error": f"loadgen exit {rc}, no JSON ({e}): {lg.log_tail(5)}", "argv": quote(argv)}
         n = j.get("requests", 0)
         cpu = c1 - c0
-        self.measured_runs += 1
+        if not probe:
+            self.measured_runs += 1
         r = {
             "mode": mode,
             "argv": quote(argv),
@@ -343,8 +346,8 @@ class Bench:
             return rate
         probes = res.setdefault("rate_probes", [])
         for i in range(PROBES):
-            x = self.run_one(direct, backend, sc, rate, body_file, workdir, f"probe{i + 1}-direct-open", PROBE_S)
-            self.measured_runs -= 1   # a probe, not a measured run
+            x = self.run_one(direct, backend, sc, rate, body_file, workdir, f"probe{i + 1}-direct-open", PROBE_S,
+                             probe=True)
             if "error" in x:
                 probes.append({"rate": rate, "error": x["error"]})
                 break

@@ -509,10 +509,10 @@ async fn drive(weak: std::rc::Weak<Engine>) {
             glommio::timer::Timer::new(at.saturating_duration_since(std::time::Instant::now()))
         });
         let fired = futures_lite::future::poll_fn(|cx| {
-            let sooner = match (engine.timers.earliest(), due) {
-                (Some(now), Some(before)) => now < before,
-                (now, before) => now.is_some() && before.is_none(),
-            };
+            let sooner = engine
+                .timers
+                .earliest()
+                .is_some_and(|now| due.is_none_or(|before| now < before));
             if sooner || !engine.nothing_queued() {
                 return Poll::Ready(false);
             }

@@ -87,7 +87,8 @@ impl Timers {
         (key, seq)
     }
 
-    /// Whether the timer fired; otherwise its waker is replaced by `waker`.
+    /// Whether the timer fired, freeing its slot if so; otherwise its waker is
+    /// replaced by `waker`.
     fn poll(&self, key: usize, seq: u64, waker: &Waker) -> bool {
         let mut slots = self.slots.borrow_mut();
         match slots.get_mut(key).filter(|s| s.seq == seq) {
@@ -97,7 +98,11 @@ impl Timers {
                 }
                 false
             }
-            _ => true,
+            Some(_) => {
+                slots.remove(key);
+                true
+            }
+            None => true,
         }
     }
 
@@ -148,7 +153,6 @@ impl Future for Sleep {
             } => match *key {
                 Some((k, seq)) => {
                     if engine.timers.poll(k, seq, cx.waker()) {
-                        engine.timers.remove(k, seq);
                         *key = None;
                         return Poll::Ready(());
                     }
