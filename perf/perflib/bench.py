@@ -28,6 +28,11 @@ PCTS = ["p50", "p90", "p99", "p999", "p9999"]
 # with a disturbed run is left out of the medians and replaced, up to --extra-rounds.
 DISTURBED = 0.10
 
+# A run is disturbed too when the hypervisor took more than this share of the proxy core or
+# of the load core from us (steal time in /proc/stat): the core had work and did not run.
+# Quiet runs show 0-2%; latency blows up from about 5% (see perf/README.md).
+STOLEN = 0.03
+
 # Fewer clean rounds than this and the medians use every round (and the report says so).
 MIN_CLEAN = 3
 
@@ -46,6 +51,10 @@ def disturbance(target: str, x: dict) -> str | None:
     lo = x.get("load_core_other", 0.0)
     if p > DISTURBED or lo > DISTURBED:
         return f"other processes used {p * 100:.0f}% of the proxy core, {lo * 100:.0f}% of the load core"
+    ps = x.get("proxy_core_stolen", 0.0) if target != "direct" else 0.0
+    ls = x.get("load_core_stolen", 0.0)
+    if ps > STOLEN or ls > STOLEN:
+        return f"the hypervisor took {ps * 100:.1f}% of the proxy core, {ls * 100:.1f}% of the load core"
     return None
 
 
@@ -188,6 +197,9 @@ class Bench:
             # what else ran on the proxy core (for direct, nothing of ours runs there)
             "proxy_core_other": max(0.0, (p1[0] - p0[0]) - (cpu if t.name != "direct" else 0.0)) / max(p1[1] - p0[1], 1e-9),
             "load_core_busy": (l1[0] - l0[0]) / max(l1[1] - l0[1], 1e-9),
+            # time the hypervisor ran something else while the core had work (part of busy and other)
+            "proxy_core_stolen": (p1[2] - p0[2]) / max(p1[1] - p0[1], 1e-9),
+            "load_core_stolen": (l1[2] - l0[2]) / max(l1[1] - l0[1], 1e-9),
             # what else ran on the load core: busy time minus the backend and loadgen themselves
             "load_core_other": max(0.0, (l1[0] - l0[0]) - (b1 - b0) - ((lg.rusage.ru_utime + lg.rusage.ru_stime) if lg.rusage else 0.0)
                                    - (cpu if (t.name != "direct" and self.s.proxy_cpu == self.s.load_cpu) else 0.0))

@@ -234,15 +234,16 @@ def socket_fds(pids: list[int]) -> int:
     return n
 
 
-def cpu_busy(cpu: int) -> tuple[float, float]:
-    """(busy seconds, total seconds) of one CPU from /proc/stat."""
+def cpu_busy(cpu: int) -> tuple[float, float, float]:
+    """(busy seconds, total seconds, stolen seconds) of one CPU from /proc/stat. Busy includes
+    stolen time: the time the hypervisor ran something else while this CPU had work."""
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith(f"cpu{cpu} "):
             v = [int(x) for x in line.split()[1:]]
             idle = v[3] + v[4]
             total = sum(v[:8])
-            return (total - idle) / CLK_TCK, total / CLK_TCK
-    return 0.0, 0.0
+            return (total - idle) / CLK_TCK, total / CLK_TCK, v[7] / CLK_TCK
+    return 0.0, 0.0, 0.0
 
 
 def loadavg() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench import DISTURBED, MIN_CLEAN, disturbance, rounds_used
+from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, rounds_used
 from .svg import latency_svg
 
 
@@ -112,7 +112,8 @@ def layout(r: dict) -> list[str]:
             f"core {s['load_cpu']} and sleeps while loadgen runs.",
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
             f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again)"
-            + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its runs) "
+            + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core, or the hypervisor "
+               f"took more than {STOLEN:.0%} of one, during one of its runs) "
                f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
                if "extra_rounds" in s else "."),
             f"* Per round and target: a {s['warmup']:g} s warm-up loadgen run (not measured), then a "
@@ -254,22 +255,30 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
     if not sc.get("rounds"):
         return []
     out = [f"<details><summary>{sc_name}: every round</summary>", "",
-           "| round | target | closed req/s | CPU µs/req | util | other load on proxy core | other load on load core | open req/s | p50 | p99 | p99.9 | errors |",
-           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| round | target | closed req/s | CPU µs/req | util | other load on proxy core | other load on load core | open req/s | p50 | p99 | p99.9 | stolen, open (proxy / load core) | errors |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rd in sc["rounds"]:
         n = f"{rd['round']} (disturbed)" if rd.get("disturbed") else rd["round"]
         for t in sc["targets"]:
             c, o = rd["closed"].get(t) or {}, rd["open"].get(t) or {}
             if "error" in c:
-                out.append(f"| {n} | {t} | error: {c['error'][:80]} | | | | | | | | | |")
+                out.append(f"| {n} | {t} | error: {c['error'][:80]} | | | | | | | | | | |")
                 continue
             errs = sum((c.get("errors") or {}).values()) + sum((o.get("errors") or {}).values())
             ol = o.get("latency_us") or {}
             out.append(f"| {n} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
                        f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n((c.get('proxy_core_other') or 0) * 100)}% | "
                        f"{_n((c.get('load_core_other') or 0) * 100)}% | "
-                       f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | {errs} |")
+                       f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | "
+                       f"{_stolen(o)} | {errs} |")
     return out + ["", "</details>", ""]
+
+
+def _stolen(x: dict) -> str:
+    """Steal time of a run on both cores, or '' for results written before it was recorded."""
+    if "proxy_core_stolen" not in x:
+        return ""
+    return f"{x['proxy_core_stolen'] * 100:.1f}% / {x['load_core_stolen'] * 100:.1f}%"
 
 
 def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
@@ -297,11 +306,13 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     noise, nruns = noise_lines(r)
     md += ["", "## Noise from other processes", "",
            f"Runs during which processes other than the target, the backend and loadgen used more than "
-           f"{DISTURBED:.0%} of the proxy core or of the load core (from /proc/stat; the machine is shared): "
+           f"{DISTURBED:.0%} of the proxy core or of the load core, or the hypervisor took more than {STOLEN:.0%} "
+           f"of one (steal time; both from /proc/stat; the machine is shared): "
            f"{len(noise)} of {nruns} measured runs. req/s and latency of those runs say more about the neighbours "
            f"than about the target. A load round with such a run is disturbed: the tables leave it out (unless "
            f"fewer than {MIN_CLEAN} rounds are undisturbed) and the harness runs another round in its place, up "
-           f"to `--extra-rounds`. Results written before this rule flagged runs above 15% and used every round.", ""]
+           f"to `--extra-rounds`. Results written before this rule flagged runs above 15% and used every round; "
+           f"results up to io-engine-16 did not judge steal time.", ""]
     md += [f"* {a}" for a in noise]
     md += ["", "## Every round", ""]
     for sc_name, sc in r["scenarios"].items():
