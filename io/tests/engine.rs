@@ -6,7 +6,8 @@
 //! timeout carried by a linked ring timeout, and sockets named by their index in the
 //! ring's table of registered descriptors (slots reused within one tick), and a
 //! gathered send that the kernel takes in parts, and sends that fail giving their
-//! buffers back, the time the engine reads once per tick, and the engine's own timers.
+//! buffers back, the time the engine reads once per tick, the engine's own timers,
+//! and sends handed to the kernel at once right after a wait.
 
 use portico_io::uring::{self, Acceptor, Engine, Options, UringConn};
 use portico_io::{Conn, Piece, RecvBuf};
@@ -785,6 +786,83 @@ fn engine_timers_complete_in_order_and_an_earlier_one_wakes_the_driver() {
             drop(long);
             // A deadline already past completes at once.
             uring::sleep_until(Instant::now() - Duration::from_millis(1)).await;
+        })
+    });
+}
+
+/// Reads what `client` has without blocking, for up to `for_` (the executor is not
+/// given a turn meanwhile): `None` when nothing came.
+fn peek_for(client: &mut TcpStream, for_: Duration) -> Option<Vec<u8>> {
+    let until = Instant::now() + for_;
+    let mut got = [0u8; 16];
+    loop {
+        match client.read(&mut got) {
+            Ok(n) => return Some(got[..n].to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("client read: {e}"),
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Right after a wait the engine hands operations to the kernel as they are queued: a
+/// send queued by the task that a wait's completion woke reaches the peer before that
+/// task gives the executor a turn. Once the driver has ticked without waiting, a send
+/// waits for its next tick, batched with whatever else is queued.
+#[test]
+fn a_send_right_after_a_wait_leaves_at_once_and_later_ones_at_the_tick() {
+    on_engine(|engine| {
+        Box::pin(async move {
+            let (acceptor, addr) = listen(&engine);
+            let mut client = TcpStream::connect(addr).unwrap();
+            let mut conn = acceptor.accept().await.unwrap();
+            let writer = {
+                let mut client = client.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    // Late enough that the idle driver waits for it.
+                    std::thread::sleep(Duration::from_millis(100));
+                    client.write_all(b"x").unwrap();
+                })
+            };
+            let mut buf = RecvBuf::new(64, 1024);
+            read_exact(&mut conn, &mut buf, 1).await;
+            client.set_nonblocking(true).unwrap();
+            {
+                let mut send = std::pin::pin!(conn.send(b"y"));
+                let first = futures_lite::future::poll_once(send.as_mut()).await;
+                assert_eq!(
+                    peek_for(&mut client, Duration::from_secs(2)).as_deref(),
+                    Some(&b"y"[..]),
+                    "the send after a wait was not handed to the kernel at once"
+                );
+                if first.is_none() {
+                    send.await.unwrap();
+                }
+            }
+            // The driver ticks (reaping that send) before this task runs again.
+            futures_lite::future::yield_now().await;
+            {
+                let mut send = std::pin::pin!(conn.send(b"z"));
+                let first = futures_lite::future::poll_once(send.as_mut()).await;
+                assert!(
+                    first.is_none(),
+                    "a queued send cannot be done before a tick"
+                );
+                assert_eq!(
+                    peek_for(&mut client, Duration::from_millis(100)),
+                    None,
+                    "a send queued without a wait before it left before the tick"
+                );
+                send.await.unwrap();
+            }
+            client.set_nonblocking(false).unwrap();
+            let mut z = [0u8; 1];
+            client.read_exact(&mut z).unwrap();
+            assert_eq!(&z, b"z");
+            join(writer).await;
         })
     });
 }
