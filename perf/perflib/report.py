@@ -69,18 +69,18 @@ def noise_lines(r: dict) -> tuple[list[str], int]:
         for rd in sc.get("rounds", []):
             for mode in ("closed", "open"):
                 for t, x in rd.get(mode, {}).items():
-                    runs.append((f"{name}/{t} round {rd['round']} {mode}", t, x))
+                    runs.append((f"{name}/{t} round {rd['round']} {mode}", t, x, mode))
         for t, m in sc.get("memory", {}).items():
             if m.get("load"):
-                runs.append((f"{name}/{t} open with idle connections", t, m["load"]))
+                runs.append((f"{name}/{t} open with idle connections", t, m["load"], "open"))
     out = []
-    for where, t, x in runs:
+    for where, t, x, mode in runs:
         if not x or "error" in x:
             continue
-        why = disturbance(t, x)
+        why = disturbance(t, x, mode)
         if why:
             out.append(f"{where}: {why}")
-    return out, sum(1 for _, _, x in runs if x and "error" not in x)
+    return out, sum(1 for _, _, x, _ in runs if x and "error" not in x)
 
 
 def header(r: dict) -> list[str]:
@@ -112,8 +112,8 @@ def layout(r: dict) -> list[str]:
             f"core {s['load_cpu']} and sleeps while loadgen runs.",
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
             f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again)"
-            + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core, or the hypervisor "
-               f"took more than {STOLEN:.0%} of one, during one of its runs) "
+            + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its "
+               f"runs, or the hypervisor took more than {STOLEN:.0%} of one during an open-loop run) "
                f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
                if "extra_rounds" in s else "."),
             f"* Per round and target: a {s['warmup']:g} s warm-up loadgen run (not measured), then a "
@@ -306,8 +306,8 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     noise, nruns = noise_lines(r)
     md += ["", "## Noise from other processes", "",
            f"Runs during which processes other than the target, the backend and loadgen used more than "
-           f"{DISTURBED:.0%} of the proxy core or of the load core, or the hypervisor took more than {STOLEN:.0%} "
-           f"of one (steal time; both from /proc/stat; the machine is shared): "
+           f"{DISTURBED:.0%} of the proxy core or of the load core, or (open loop) the hypervisor took more than "
+           f"{STOLEN:.0%} of one (steal time; both from /proc/stat; the machine is shared): "
            f"{len(noise)} of {nruns} measured runs. req/s and latency of those runs say more about the neighbours "
            f"than about the target. A load round with such a run is disturbed: the tables leave it out (unless "
            f"fewer than {MIN_CLEAN} rounds are undisturbed) and the harness runs another round in its place, up "
