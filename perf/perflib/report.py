@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, rounds_used
+from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, rounds_used, stolen
 from .svg import latency_svg
 
 
@@ -62,8 +62,9 @@ def rounds_phrase(sc: dict) -> str:
     return f"{len(used)} undisturbed rounds (round{'s' if len(left) > 1 else ''} {listed} disturbed, left out)"
 
 
-def noise_lines(r: dict) -> tuple[list[str], int]:
-    """Runs during which other processes used more than DISTURBED of a core; and the run count."""
+def noise_lines(r: dict) -> tuple[list[str], int, list[str]]:
+    """Runs during which other processes used more than DISTURBED of a core; the run count;
+    open-loop runs during which the hypervisor took more than STOLEN of one."""
     runs = []
     for name, sc in r["scenarios"].items():
         for rd in sc.get("rounds", []):
@@ -73,14 +74,15 @@ def noise_lines(r: dict) -> tuple[list[str], int]:
         for t, m in sc.get("memory", {}).items():
             if m.get("load"):
                 runs.append((f"{name}/{t} open with idle connections", t, m["load"], "open"))
-    out = []
+    out, steal = [], []
     for where, t, x, mode in runs:
         if not x or "error" in x:
             continue
-        why = disturbance(t, x, mode)
-        if why:
+        if why := disturbance(t, x):
             out.append(f"{where}: {why}")
-    return out, sum(1 for _, _, x, _ in runs if x and "error" not in x)
+        if why := stolen(t, x, mode):
+            steal.append(f"{where}: {why}")
+    return out, sum(1 for _, _, x, _ in runs if x and "error" not in x), steal
 
 
 def header(r: dict) -> list[str]:
@@ -98,6 +100,9 @@ def header(r: dict) -> list[str]:
             f"`{c['head']}`" + (f" **dirty** ({len(c['dirty_files'])} changed or untracked paths: "
                                  + ", ".join(f"`{_porcelain_path(x)}`" for x in c["dirty_files"][:30])
                                  + (" …" if len(c["dirty_files"]) > 30 else "") + ")" if c["dirty"] else " (clean)"), ""]
+    if r.get("rejudged"):
+        out += [f"Rounds {r['rejudged']}: the tables use the disturbance rule of that commit, not the one the run "
+                f"replaced rounds under.", ""]
     v = r.get("versions", {})
     if v:
         out += ["Versions: " + "; ".join(f"{k}: `{val}`" for k, val in v.items()), ""]
@@ -113,7 +118,7 @@ def layout(r: dict) -> list[str]:
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
             f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again)"
             + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its "
-               f"runs, or the hypervisor took more than {STOLEN:.0%} of one during an open-loop run) "
+               f"runs; steal time does not count) "
                f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
                if "extra_rounds" in s else "."),
             f"* Per round and target: a {s['warmup']:g} s warm-up loadgen run (not measured), then a "
@@ -267,11 +272,16 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
             errs = sum((c.get("errors") or {}).values()) + sum((o.get("errors") or {}).values())
             ol = o.get("latency_us") or {}
             out.append(f"| {n} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
-                       f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n((c.get('proxy_core_other') or 0) * 100)}% | "
-                       f"{_n((c.get('load_core_other') or 0) * 100)}% | "
+                       f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n(_other(c, 'proxy') * 100)}% | "
+                       f"{_n(_other(c, 'load') * 100)}% | "
                        f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | "
                        f"{_stolen(o)} | {errs} |")
     return out + ["", "</details>", ""]
+
+
+def _other(x: dict, core: str) -> float:
+    """The share of a core other processes used during a run, steal time left out."""
+    return max(0.0, (x.get(f"{core}_core_other") or 0) - (x.get(f"{core}_core_stolen") or 0))
 
 
 def _stolen(x: dict) -> str:
@@ -303,17 +313,23 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     md += ["## Anomalies", ""]
     md += [f"* {a}" for a in r["anomalies"]] or ["None: no loadgen errors, no non-2xx answers, every open-loop run "
                                                    "reached its rate."]
-    noise, nruns = noise_lines(r)
+    noise, nruns, steal = noise_lines(r)
     md += ["", "## Noise from other processes", "",
            f"Runs during which processes other than the target, the backend and loadgen used more than "
-           f"{DISTURBED:.0%} of the proxy core or of the load core, or (open loop) the hypervisor took more than "
-           f"{STOLEN:.0%} of one (steal time; both from /proc/stat; the machine is shared): "
+           f"{DISTURBED:.0%} of the proxy core or of the load core (from /proc/stat, steal time left out; the "
+           f"machine is shared): "
            f"{len(noise)} of {nruns} measured runs. req/s and latency of those runs say more about the neighbours "
            f"than about the target. A load round with such a run is disturbed: the tables leave it out (unless "
            f"fewer than {MIN_CLEAN} rounds are undisturbed) and the harness runs another round in its place, up "
            f"to `--extra-rounds`. Results written before this rule flagged runs above 15% and used every round; "
-           f"results up to io-engine-16 did not judge steal time.", ""]
+           f"io-engine-17 and -18 also left out rounds with steal, until they were re-rendered.", ""]
     md += [f"* {a}" for a in noise]
+    md += ["", "## Steal", "",
+           f"Open-loop runs during which the hypervisor ran something else for more than {STOLEN:.0%} of the proxy core "
+           f"or of the load core while it had work (steal time, /proc/stat): {len(steal)}. Listed, never left out: "
+           f"Portico's runs draw more steal than nginx's on this machine whichever runs first, so leaving them out "
+           f"would favour Portico (perf/README.md, *Disturbed rounds*).", ""]
+    md += [f"* {a}" for a in steal]
     md += ["", "## Every round", ""]
     for sc_name, sc in r["scenarios"].items():
         md += per_round(sc_name, sc)
