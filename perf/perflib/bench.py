@@ -44,14 +44,19 @@ PROBES = 3
 PROBE_S = 3.0
 
 
+def other_load(x: dict, core: str) -> float:
+    """The share of a core ("proxy" or "load") that processes other than ours used during a
+    run. The stored share is read from busy time, which includes steal; steal is taken out."""
+    return max(0.0, (x.get(f"{core}_core_other") or 0.0) - (x.get(f"{core}_core_stolen") or 0.0))
+
+
 def disturbance(target: str, x: dict) -> str | None:
     """Why a run counts as disturbed, or None. For `direct` nothing of ours runs on the
-    proxy core, so only the load core is judged. Stolen time is part of the busy time that
-    "other" is read from; it is taken out here, so that steal never disturbs a round."""
+    proxy core, so only the load core is judged. Steal never disturbs a round (`other_load`)."""
     if not x or "error" in x:
         return None
-    p = x.get("proxy_core_other", 0.0) - x.get("proxy_core_stolen", 0.0) if target != "direct" else 0.0
-    lo = x.get("load_core_other", 0.0) - x.get("load_core_stolen", 0.0)
+    p = other_load(x, "proxy") if target != "direct" else 0.0
+    lo = other_load(x, "load")
     if p > DISTURBED or lo > DISTURBED:
         return f"other processes used {p * 100:.0f}% of the proxy core, {lo * 100:.0f}% of the load core"
     return None

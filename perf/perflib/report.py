@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, rounds_used, stolen
+from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, other_load, rounds_used, stolen
 from .svg import latency_svg
 
 
@@ -272,16 +272,11 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
             errs = sum((c.get("errors") or {}).values()) + sum((o.get("errors") or {}).values())
             ol = o.get("latency_us") or {}
             out.append(f"| {n} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
-                       f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n(_other(c, 'proxy') * 100)}% | "
-                       f"{_n(_other(c, 'load') * 100)}% | "
+                       f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n(other_load(c, 'proxy') * 100)}% | "
+                       f"{_n(other_load(c, 'load') * 100)}% | "
                        f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | "
                        f"{_stolen(o)} | {errs} |")
     return out + ["", "</details>", ""]
-
-
-def _other(x: dict, core: str) -> float:
-    """The share of a core other processes used during a run, steal time left out."""
-    return max(0.0, (x.get(f"{core}_core_other") or 0) - (x.get(f"{core}_core_stolen") or 0))
 
 
 def _stolen(x: dict) -> str:
