@@ -103,6 +103,15 @@ def fmt_dur(seconds: float) -> str:
     return f"{int(round(seconds * 1000))}ms"
 
 
+def rotated(targets: list, r: int) -> list:
+    """The order of round `r` (from 0): the scenario's targets, starting `r` places further
+    on, so that over the rounds every target runs in every place, first and last alike.
+    Whatever drifts within a round (the host's load, steal) is then spread over all of them
+    instead of always falling on the one that runs last."""
+    k = r % len(targets) if targets else 0
+    return targets[k:] + targets[:k]
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -336,9 +345,10 @@ class Bench:
             rate = self.s.rate
             clean, r = 0, 0
             while clean < self.s.rounds and r < self.s.rounds + self.s.extra_rounds:
-                rnd = {"round": r + 1, "closed": {}, "open": {}}
+                order = rotated(targets, r)
+                rnd = {"round": r + 1, "order": [t.name for t in order], "closed": {}, "open": {}}
                 res["rounds"].append(rnd)   # now, so that an interrupted round is kept
-                for t in targets:
+                for t in order:
                     log(f"{sc.name} round {r + 1}: {t.name} closed loop")
                     x = rnd["closed"][t.name] = self.run_one(t, backend, sc, None, body_file, workdir, f"r{r + 1}-{t.name}-closed")
                     self._note(sc, t, x)
@@ -351,7 +361,7 @@ class Bench:
                         rate = self._cap_rate(sc, backend, targets, rate, body_file, workdir, res)
                 if rate:
                     res["commands"]["loadgen_open"] = quote(self.loadgen_argv(sc, ex.url(sc.path), self.s.duration, rate, body_file))
-                    for t in targets:
+                    for t in order:
                         log(f"{sc.name} round {r + 1}: {t.name} open loop at {rate} req/s")
                         x = rnd["open"][t.name] = self.run_one(t, backend, sc, rate, body_file, workdir, f"r{r + 1}-{t.name}-open")
                         self._note(sc, t, x)

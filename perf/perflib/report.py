@@ -85,6 +85,39 @@ def noise_lines(r: dict) -> tuple[list[str], int, list[str]]:
     return out, sum(1 for _, _, x, _ in runs if x and "error" not in x), steal
 
 
+def steal_by_target(r: dict) -> list[str]:
+    """Per target, over the open-loop runs of every load scenario: the median steal on each core
+    and how many runs passed STOLEN; then the load core's median by place in the round, which
+    shows whether steal follows the target or the order."""
+    by_t: dict[str, list[dict]] = {}
+    by_place: dict[int, list[float]] = {}
+    for sc in r["scenarios"].values():
+        for rd in sc.get("rounds", []):
+            order = rd.get("order") or sc.get("targets", [])
+            for t, x in rd.get("open", {}).items():
+                if not x or "error" in x or "load_core_stolen" not in x:
+                    continue
+                by_t.setdefault(t, []).append(x)
+                if t in order:
+                    by_place.setdefault(order.index(t) + 1, []).append(x["load_core_stolen"])
+    if not by_t:
+        return []
+
+    def med(xs: list[float]) -> float:
+        xs = sorted(xs)
+        return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
+
+    out = ["| target | open-loop runs | median steal, proxy core | median steal, load core | runs over "
+           f"{STOLEN:.0%} |", "| --- | ---: | ---: | ---: | ---: |"]
+    for t, xs in by_t.items():
+        proxy = "" if t == "direct" else f"{med([x['proxy_core_stolen'] for x in xs]) * 100:.1f}%"
+        over = sum(1 for x in xs if stolen(t, x, "open"))
+        out.append(f"| {t} | {len(xs)} | {proxy} | {med([x['load_core_stolen'] for x in xs]) * 100:.1f}% | {over} |")
+    out += ["", "| place in the round | open-loop runs | median steal, load core |", "| ---: | ---: | ---: |"]
+    out += [f"| {k} | {len(v)} | {med(v) * 100:.1f}% |" for k, v in sorted(by_place.items())]
+    return out + [""]
+
+
 def header(r: dict) -> list[str]:
     m, c = r["machine"], r["commit"]
     out = [f"# Portico perf: `{r['name']}`", "",
@@ -260,18 +293,20 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
     if not sc.get("rounds"):
         return []
     out = [f"<details><summary>{sc_name}: every round</summary>", "",
-           "| round | target | closed req/s | CPU µs/req | util | other load on proxy core | other load on load core | open req/s | p50 | p99 | p99.9 | stolen, open (proxy / load core) | errors |",
-           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| round | target | place | closed req/s | CPU µs/req | util | other load on proxy core | other load on load core | open req/s | p50 | p99 | p99.9 | stolen, open (proxy / load core) | errors |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rd in sc["rounds"]:
         n = f"{rd['round']} (disturbed)" if rd.get("disturbed") else rd["round"]
+        order = rd.get("order") or sc["targets"]   # runs before rotation went in the scenario's order
         for t in sc["targets"]:
             c, o = rd["closed"].get(t) or {}, rd["open"].get(t) or {}
+            place = order.index(t) + 1 if t in order else ""
             if "error" in c:
-                out.append(f"| {n} | {t} | error: {c['error'][:80]} | | | | | | | | | | |")
+                out.append(f"| {n} | {t} | {place} | error: {c['error'][:80]} | | | | | | | | | | |")
                 continue
             errs = sum((c.get("errors") or {}).values()) + sum((o.get("errors") or {}).values())
             ol = o.get("latency_us") or {}
-            out.append(f"| {n} | {t} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
+            out.append(f"| {n} | {t} | {place} | {_n(c.get('rps'))} | {_cpu(c.get('cpu_us_per_req'))} | "
                        f"{_n((c.get('target_cpu_util') or 0) * 100)}% | {_n(other_load(c, 'proxy') * 100)}% | "
                        f"{_n(other_load(c, 'load') * 100)}% | "
                        f"{_n(o.get('rps'))} | {_n(ol.get('p50'))} | {_n(ol.get('p99'))} | {_n(ol.get('p999'))} | "
@@ -321,9 +356,10 @@ def write_run(r: dict, results_dir: Path) -> tuple[Path, Path]:
     md += [f"* {a}" for a in noise]
     md += ["", "## Steal", "",
            f"Open-loop runs during which the hypervisor ran something else for more than {STOLEN:.0%} of the proxy core "
-           f"or of the load core while it had work (steal time, /proc/stat): {len(steal)}. Listed, never left out: "
-           f"Portico's runs draw more steal than nginx's on this machine whichever runs first, so leaving them out "
-           f"would favour Portico (perf/README.md, *Disturbed rounds*).", ""]
+           f"or of the load core while it had work (steal time, /proc/stat): {len(steal)}. Listed, never left out "
+           f"(perf/README.md, *Disturbed rounds*). The tables give the steal by target and by place in the round; "
+           f"runs from io-engine-19 on rotate the order, so that no target always runs last.", ""]
+    md += steal_by_target(r)
     md += [f"* {a}" for a in steal]
     md += ["", "## Every round", ""]
     for sc_name, sc in r["scenarios"].items():
