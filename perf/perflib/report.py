@@ -142,6 +142,11 @@ def header(r: dict) -> list[str]:
     return out
 
 
+def rotates(r: dict) -> bool:
+    """Whether the run rotated the order of its rounds (io-engine-19 on); older runs kept one order."""
+    return any("order" in rd for sc in r["scenarios"].values() for rd in sc.get("rounds", []))
+
+
 def layout(r: dict) -> list[str]:
     s = r["settings"]
     return ["## How it was measured", "",
@@ -149,7 +154,9 @@ def layout(r: dict) -> list[str]:
             f"core {s['load_cpu']}: loadgen and the backend (`loadgen serve --threads 1`). The harness itself runs on "
             f"core {s['load_cpu']} and sleeps while loadgen runs.",
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
-            f"expected body size), then runs {s['rounds']} interleaved rounds (direct, nginx, haproxy, portico, then again)"
+            f"expected body size), then runs {s['rounds']} interleaved rounds "
+            + ("(round 1: direct, nginx, haproxy, portico; each later round starts one target further on)"
+               if rotates(r) else "(direct, nginx, haproxy, portico, then again)")
             + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its "
                f"runs; steal time does not count) "
                f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
