@@ -196,7 +196,7 @@ def commands(r: dict) -> list[str]:
         if cfgs:
             out += ["<details><summary>target configs</summary>", ""]
             for t, tc in cfgs:
-                lang = {"nginx": "nginx", "haproxy": "haproxy", "portico": "json", "portico-plain": "json", "portico-glommio": "json"}.get(t, "")
+                lang = {"nginx": "nginx", "haproxy": "haproxy", "portico": "json", "portico-plain": "json", "portico-glommio": "json", "portico-poll": "json"}.get(t, "")
                 out += [f"`{tc['config_file']}`", "", _code(lang, tc["config"])]
             out += ["</details>", ""]
     return out

@@ -148,6 +148,8 @@ class Portico(Target):
                                   "--listen", "127.0.0.1:0", "--cores", "1", "--log-level", "warn",
                                   # Explicit, so that a run never measures the fallback unawares.
                                   "--io-engine", "glommio" if self.name == "portico-glommio" else "uring"]
+        if self.name == "portico-poll":
+            argv += ["--ring-poll-us", str(POLL_US)]
         self.proc = Proc(self.name, argv, self.env.workdir / f"{self.name}.log",
                          stdout_path=self.env.workdir / f"{self.name}.out")
         self.command = self.proc.command
@@ -272,14 +274,17 @@ backend be
 
 
 TARGET_CLASSES = {"direct": Direct, "nginx": Nginx, "haproxy": Haproxy, "portico": Portico,
-                  "portico-plain": Portico, "portico-glommio": Portico}
+                  "portico-plain": Portico, "portico-glommio": Portico, "portico-poll": Portico}
 # In this order in every round.
-ALL_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-plain", "portico-glommio"]
+ALL_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-plain", "portico-glommio", "portico-poll"]
 # Run only when asked for with --targets: Portico on glommio's sockets instead of the
-# io_uring engine, the comparison behind docs/io-engine.md.
-OPTIONAL_TARGETS = ["portico-glommio"]
+# io_uring engine, the comparison behind docs/io-engine.md; Portico polling its ring
+# for POLL_US before each wait (`--ring-poll-us`), the trade measured in
+# docs/io-engine.md, *Polling before the wait*.
+OPTIONAL_TARGETS = ["portico-glommio", "portico-poll"]
 # What a scenario runs unless it lists its targets.
-DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-glommio"]
+DEFAULT_TARGETS = ["direct", "nginx", "haproxy", "portico", "portico-glommio", "portico-poll"]
+POLL_US = 50
 
 
 def start_backend(env_workdir: Path, bin_dir: Path, load_cpu: int, body_size: int,

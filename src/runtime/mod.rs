@@ -65,6 +65,9 @@ pub struct IoChoice {
     /// `uring::Options::fixed_files`: name sockets by their index in the ring's table
     /// of registered descriptors.
     pub fixed_files: bool,
+    /// `uring::Options::poll`: how long an idle core keeps asking its ring for
+    /// completions before it waits there.
+    pub ring_poll: std::time::Duration,
 }
 
 impl Default for IoChoice {
@@ -74,6 +77,7 @@ impl Default for IoChoice {
             flavor: Flavor::Defer,
             ring_wait: true,
             fixed_files: true,
+            ring_poll: std::time::Duration::ZERO,
         }
     }
 }
@@ -222,6 +226,7 @@ fn start_engine(index: usize, io: IoChoice) -> Result<Option<Rc<uring::Engine>>,
         } else {
             0
         },
+        poll: io.ring_poll,
     }) {
         Ok(engine) => {
             tracing::info!(

@@ -71,6 +71,7 @@ pub struct GatewayBuilder {
     file_name: String,
     cores: usize,
     engine: String,
+    args: Vec<String>,
 }
 
 impl GatewayBuilder {
@@ -98,6 +99,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// One more command-line argument of `portico gateway`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
     /// Starts the process and waits for its listening line; panics (with the
     /// gateway's stderr) if it exits or does not listen within a minute.
     pub fn start(self) -> Gateway {
@@ -114,6 +121,7 @@ impl GatewayBuilder {
         if let Some(p) = &config_path {
             cmd.arg("--config").arg(p);
         }
+        cmd.args(&self.args);
         cmd.env_remove("PORTICO_CONFIG")
             .env_remove("PORTICO_LISTEN")
             .env_remove("PORTICO_CORES")
@@ -121,6 +129,7 @@ impl GatewayBuilder {
             .env_remove("PORTICO_RING_FLAGS")
             .env_remove("PORTICO_RING_WAIT")
             .env_remove("PORTICO_FIXED_FILES")
+            .env_remove("PORTICO_RING_POLL_US")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -222,6 +231,7 @@ impl Gateway {
             file_name: "portico.yaml".to_owned(),
             cores: 1,
             engine: "uring".to_owned(),
+            args: Vec::new(),
         }
     }
 

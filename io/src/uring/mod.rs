@@ -107,6 +107,13 @@ pub struct Options {
     /// sockets of the first this many slots are installed there. 0 turns it off. The
     /// table is smaller when the process may not hold that many descriptors.
     pub fixed_files: u32,
+    /// How long the driver, before it waits in the ring (`block`), keeps asking the
+    /// kernel for completions without waiting. Zero (the default) waits at once. A
+    /// wait that ends in a halt of the CPU costs a wake-up when the next event comes
+    /// (16-32 µs on a virtual machine, see docs/io-engine.md, *Polling before the
+    /// wait*); polling spends CPU on every idle gap shorter than this instead. An idle
+    /// core still sleeps: the poll ends after this long.
+    pub poll: std::time::Duration,
 }
 
 impl Default for Options {
@@ -115,6 +122,7 @@ impl Default for Options {
             flavor: Flavor::Defer,
             block: true,
             fixed_files: fixed::MAX_SLOTS,
+            poll: std::time::Duration::ZERO,
         }
     }
 }
@@ -146,6 +154,8 @@ pub struct Engine {
     may_block: Cell<bool>,
     /// `Options::block`.
     block: bool,
+    /// `Options::poll`.
+    poll: std::time::Duration,
     /// Deadlines of [`sleep_until`], fired by the driver.
     timers: timer::Timers,
     /// Slots in the ring's table of registered descriptors; 0 without one.
@@ -218,6 +228,7 @@ pub fn start(opts: Options) -> io::Result<Rc<Engine>> {
         eager: Cell::new(false),
         may_block: Cell::new(false),
         block: opts.block,
+        poll: opts.poll,
         timers: timer::Timers::default(),
         fixed_slots,
     });
@@ -403,6 +414,29 @@ impl Engine {
         self.ring.borrow_mut().completion().disable_eventfd();
     }
 
+    /// Enters the ring without waiting, again and again for up to `Options::poll`, until
+    /// an enter leaves a completion to reap; true when one did. The enters run the
+    /// deferred completion work that a wait would have run.
+    fn polled(&self) -> bool {
+        if self.poll.is_zero() {
+            return false;
+        }
+        let until = std::time::Instant::now() + self.poll;
+        loop {
+            {
+                let mut ring = self.ring.borrow_mut();
+                enter(&mut ring);
+                if !ring.completion().is_empty() {
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Waits in the ring until a completion arrives or `dur` passes, running deferred
     /// completion work; the completions are reaped by the next tick.
     fn wait(&self, dur: std::time::Duration) {
@@ -525,7 +559,9 @@ async fn drive(weak: std::rc::Weak<Engine>) {
                 engine.may_block.set(false);
                 let dur = engine.wait_for();
                 if !dur.is_zero() {
-                    engine.wait(dur);
+                    if !engine.polled() {
+                        engine.wait(dur);
+                    }
                     engine.waited.set(true);
                 }
             }
