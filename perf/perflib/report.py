@@ -147,6 +147,14 @@ def rotates(r: dict) -> bool:
     return any("order" in rd for sc in r["scenarios"].values() for rd in sc.get("rounds", []))
 
 
+def first_targets(r: dict) -> list[str]:
+    """The targets of the run's first load scenario, in their round-1 order."""
+    for sc in r["scenarios"].values():
+        if sc.get("targets") and sc.get("rounds"):
+            return sc["targets"]
+    return ["direct", "nginx", "haproxy", "portico"]
+
+
 def layout(r: dict) -> list[str]:
     s = r["settings"]
     return ["## How it was measured", "",
@@ -155,8 +163,8 @@ def layout(r: dict) -> list[str]:
             f"core {s['load_cpu']} and sleeps while loadgen runs.",
             f"* Each scenario starts a fresh backend and fresh targets, checks each target with one request (200 and the "
             f"expected body size), then runs {s['rounds']} interleaved rounds "
-            + ("(round 1: direct, nginx, haproxy, portico; each later round starts one target further on)"
-               if rotates(r) else "(direct, nginx, haproxy, portico, then again)")
+            + (f"(round 1: {', '.join(first_targets(r))}; each later round starts one target further on)"
+               if rotates(r) else f"({', '.join(first_targets(r))}, then again)")
             + (f"; a disturbed round (another process used more than {DISTURBED:.0%} of a core during one of its "
                f"runs; steal time does not count) "
                f"is left out of the medians and replaced by another, at most {s['extra_rounds']} more rounds per scenario."
