@@ -286,6 +286,29 @@ fn an_idle_gateway_that_polls_its_ring_before_waiting_uses_no_cpu() {
     );
 }
 
+/// The poll does run: with 10 ms of it, each of 40 requests spaced 30 ms apart leaves
+/// the core polling for 10 ms once its answer is out, about 40 clock ticks in all,
+/// where a gateway that waits at once uses a few.
+#[test]
+fn a_gateway_told_to_poll_its_ring_polls_after_each_answer() {
+    let (_backend, gw) = setup_with(1, &["--ring-poll-us", "10000"]);
+    let mut c = Client::connect(gw.addr);
+    c.send(get_req("/echo/warm"));
+    assert_eq!(c.read_response().status, 200);
+    let before = gw.cpu_ticks();
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(30));
+        c.send(get_req(&format!("/echo/{i}")));
+        assert_eq!(c.read_response().status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    let used = gw.cpu_ticks() - before;
+    assert!(
+        used >= 20,
+        "40 answers with a 10 ms poll after each used only {used} clock ticks (no poll?)"
+    );
+}
+
 /// Serves 200 requests over 4 connections, keeps one of them open, then counts the
 /// clock ticks of CPU the gateway uses over two idle seconds.
 fn idle_cpu_ticks(gw: &Gateway) -> u64 {
