@@ -112,6 +112,12 @@ def rotated(targets: list, r: int) -> list:
     return targets[k:] + targets[:k]
 
 
+def round_order(sc: dict, rd: dict) -> list[str]:
+    """The order a stored round ran its targets in: the one `rotated` gave it, or the
+    scenario's own for runs written before rounds rotated."""
+    return rd.get("order") or sc.get("targets", [])
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, other_load, rounds_used, stolen
+from .bench import DISTURBED, MIN_CLEAN, STOLEN, disturbance, median, other_load, round_order, rounds_used, stolen
 from .svg import latency_svg
 
 
@@ -93,7 +93,7 @@ def steal_by_target(r: dict) -> list[str]:
     by_place: dict[int, list[float]] = {}
     for sc in r["scenarios"].values():
         for rd in sc.get("rounds", []):
-            order = rd.get("order") or sc.get("targets", [])
+            order = round_order(sc, rd)
             for t, x in rd.get("open", {}).items():
                 if not x or "error" in x or "load_core_stolen" not in x:
                     continue
@@ -102,19 +102,14 @@ def steal_by_target(r: dict) -> list[str]:
                     by_place.setdefault(order.index(t) + 1, []).append(x["load_core_stolen"])
     if not by_t:
         return []
-
-    def med(xs: list[float]) -> float:
-        xs = sorted(xs)
-        return (xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2
-
     out = ["| target | open-loop runs | median steal, proxy core | median steal, load core | runs over "
            f"{STOLEN:.0%} |", "| --- | ---: | ---: | ---: | ---: |"]
     for t, xs in by_t.items():
-        proxy = "" if t == "direct" else f"{med([x['proxy_core_stolen'] for x in xs]) * 100:.1f}%"
+        proxy = "" if t == "direct" else f"{median([x['proxy_core_stolen'] for x in xs]) * 100:.1f}%"
         over = sum(1 for x in xs if stolen(t, x, "open"))
-        out.append(f"| {t} | {len(xs)} | {proxy} | {med([x['load_core_stolen'] for x in xs]) * 100:.1f}% | {over} |")
+        out.append(f"| {t} | {len(xs)} | {proxy} | {median([x['load_core_stolen'] for x in xs]) * 100:.1f}% | {over} |")
     out += ["", "| place in the round | open-loop runs | median steal, load core |", "| ---: | ---: | ---: |"]
-    out += [f"| {k} | {len(v)} | {med(v) * 100:.1f}% |" for k, v in sorted(by_place.items())]
+    out += [f"| {k} | {len(v)} | {median(v) * 100:.1f}% |" for k, v in sorted(by_place.items())]
     return out + [""]
 
 
@@ -312,7 +307,7 @@ def per_round(sc_name: str, sc: dict) -> list[str]:
            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rd in sc["rounds"]:
         n = f"{rd['round']} (disturbed)" if rd.get("disturbed") else rd["round"]
-        order = rd.get("order") or sc["targets"]   # runs before rotation went in the scenario's order
+        order = round_order(sc, rd)
         for t in sc["targets"]:
             c, o = rd["closed"].get(t) or {}, rd["open"].get(t) or {}
             place = order.index(t) + 1 if t in order else ""
