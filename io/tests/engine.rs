@@ -790,6 +790,31 @@ fn engine_timers_complete_in_order_and_an_earlier_one_wakes_the_driver() {
     });
 }
 
+/// A poll before the wait (`Options::poll`) ends when an engine timer is due, as the
+/// wait itself does: with a 2 s poll, a timer due 60 ms after the driver went idle
+/// still completes long before the poll would have ended.
+#[test]
+fn a_timer_is_not_held_back_by_the_poll_before_the_wait() {
+    let opts = Options {
+        poll: Duration::from_secs(2),
+        ..Options::default()
+    };
+    on_engine_with(opts, |_engine| {
+        Box::pin(async move {
+            // A first timer, so that the driver has just handled something and goes
+            // the way of a busy core: poll, then wait in the ring.
+            uring::sleep_until(Instant::now() + Duration::from_millis(20)).await;
+            let start = Instant::now();
+            uring::sleep_until(start + Duration::from_millis(60)).await;
+            let took = start.elapsed();
+            assert!(
+                took < Duration::from_secs(1),
+                "a 60 ms timer completed after {took:?}: the poll ran past its deadline"
+            );
+        })
+    });
+}
+
 /// Reads what `client` has without blocking, for up to `for_` (the executor is not
 /// given a turn meanwhile): `None` when nothing came.
 fn peek_for(client: &mut TcpStream, for_: Duration) -> Option<Vec<u8>> {

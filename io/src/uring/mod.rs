@@ -112,7 +112,8 @@ pub struct Options {
     /// wait that ends in a halt of the CPU costs a wake-up when the next event comes
     /// (16-32 µs on a virtual machine, see docs/io-engine.md, *Polling before the
     /// wait*); polling spends CPU on every idle gap shorter than this instead. An idle
-    /// core still sleeps: the poll ends after this long.
+    /// core still sleeps: the poll ends after this long, or sooner when an engine timer
+    /// ([`sleep_until`]) is due.
     pub poll: std::time::Duration,
 }
 
@@ -414,14 +415,15 @@ impl Engine {
         self.ring.borrow_mut().completion().disable_eventfd();
     }
 
-    /// Enters the ring without waiting, again and again for up to `Options::poll`, until
-    /// an enter leaves a completion to reap; true when one did. The enters run the
+    /// Enters the ring without waiting, again and again for up to `Options::poll` but no
+    /// longer than `limit` (the wait's own bound: an engine timer may be due sooner),
+    /// until an enter leaves a completion to reap; true when one did. The enters run the
     /// deferred completion work that a wait would have run.
-    fn polled(&self) -> bool {
+    fn polled(&self, limit: std::time::Duration) -> bool {
         if self.poll.is_zero() {
             return false;
         }
-        let until = std::time::Instant::now() + self.poll;
+        let until = std::time::Instant::now() + self.poll.min(limit);
         loop {
             {
                 let mut ring = self.ring.borrow_mut();
@@ -559,8 +561,12 @@ async fn drive(weak: std::rc::Weak<Engine>) {
                 engine.may_block.set(false);
                 let dur = engine.wait_for();
                 if !dur.is_zero() {
-                    if !engine.polled() {
-                        engine.wait(dur);
+                    if !engine.polled(dur) {
+                        // What is left of the bound once the poll has run.
+                        let left = engine.wait_for();
+                        if !left.is_zero() {
+                            engine.wait(left);
+                        }
                     }
                     engine.waited.set(true);
                 }
