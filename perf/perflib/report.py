@@ -199,7 +199,8 @@ def commands(r: dict) -> list[str]:
         if cfgs:
             out += ["<details><summary>target configs</summary>", ""]
             for t, tc in cfgs:
-                lang = {"nginx": "nginx", "haproxy": "haproxy", "portico": "json", "portico-plain": "json", "portico-glommio": "json", "portico-poll": "json"}.get(t, "")
+                # Every Portico target's config is JSON.
+                lang = {"nginx": "nginx", "haproxy": "haproxy"}.get(t, "json" if t.startswith("portico") else "")
                 out += [f"`{tc['config_file']}`", "", _code(lang, tc["config"])]
             out += ["</details>", ""]
     return out
